@@ -1,0 +1,56 @@
+"""Settings: defaults < KERNELSMITH_* environment < command-line flags.
+
+One variable, KERNELSMITH_HOME, relocates all state kept between runs (build cache,
+evaluation cache, measured GPU ceilings, baselines).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HARNESS_VERSION = "1"  # bump when a change to the harness invalidates cached results
+
+
+def home() -> Path:
+    return Path(os.environ.get("KERNELSMITH_HOME", Path.home() / ".kernelsmith")).expanduser()
+
+
+def _env_float(name: str) -> float | None:
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else None
+
+
+@dataclass
+class EvalConfig:
+    trials: int = 5
+    atol: float | None = None  # None: by dtype (fp32 1e-4, fp16/bf16 1e-2)
+    rtol: float | None = None
+    timing: dict = field(default_factory=dict)  # TimingConfig overrides
+    compile_timeout: float = 600.0
+    eval_timeout: float = 300.0
+    baseline_timeout: float = 900.0
+    compile_baseline: bool = True
+    arch: str | None = None  # None: the GPU's own compute capability, else 9.0
+    gpu: int = 0
+    compile_workers: int = max(1, (os.cpu_count() or 2))
+    use_cache: bool = True
+    sandbox: str = "auto"  # auto | process | docker
+    cache_dir: Path = field(default_factory=lambda: home() / "cache")
+
+    @classmethod
+    def from_env(cls, **overrides) -> "EvalConfig":
+        cfg = cls()
+        for name, attr in (("KERNELSMITH_ATOL", "atol"), ("KERNELSMITH_RTOL", "rtol")):
+            v = _env_float(name)
+            if v is not None:
+                setattr(cfg, attr, v)
+        if os.environ.get("KERNELSMITH_SANDBOX"):
+            cfg.sandbox = os.environ["KERNELSMITH_SANDBOX"]
+        if os.environ.get("KERNELSMITH_ARCH"):
+            cfg.arch = os.environ["KERNELSMITH_ARCH"]
+        for k, v in overrides.items():
+            if v is not None:
+                setattr(cfg, k, v)
+        return cfg

@@ -1,0 +1,257 @@
+"""The evaluator: one cascade (static -> compile -> load/check/time) for every caller.
+
+Search, the batch runner, rewards and the leaderboard all go through `Evaluator`. It
+never runs candidate code itself: compiles go to a CPU fork server (no GPU visible, in
+parallel), GPU work to one fork server per GPU (one candidate at a time), both inside
+the chosen sandbox. Every failure comes back as an `EvalResult`, never an exception.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from importlib import metadata
+from pathlib import Path
+from typing import Callable, Iterable
+
+from kernelsmith import sandbox as sandboxes
+from kernelsmith.config import HARNESS_VERSION, EvalConfig
+from kernelsmith.evaluate import static
+from kernelsmith.evaluate.cache import JsonCache, key
+from kernelsmith.evaluate.convert import compile_result, from_job
+from kernelsmith.results import CompileResult, ErrorClass, EvalResult, SystemInfo, Verdict
+from kernelsmith.sandbox.base import JobOutcome, ServerSpec
+from kernelsmith.task import Task
+
+log = logging.getLogger(__name__)
+OK_MARKER = ".ks_ok"
+
+
+class NoGPU(RuntimeError):
+    """No CUDA GPU is visible to the sandbox: GPU stages cannot run on this machine."""
+
+
+class Evaluator:
+    def __init__(self, config: EvalConfig | None = None, sandbox=None):
+        self.config = config or EvalConfig.from_env()
+        self.sandbox = sandbox or sandboxes.select(self.config.sandbox)
+        root = Path(self.config.cache_dir)
+        self.root = root
+        for sub in ("candidates", "tasks", "build"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+            (root / sub).chmod(0o755)  # sandboxed jobs may run as nobody: they must read these
+        self.results = JsonCache(root, "results")
+        self.baselines = JsonCache(root, "baselines")
+        self.ceilings = JsonCache(root, "ceilings")
+        self._cpu = None
+        self._gpu = None
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=self.config.compile_workers)
+        self.probe_info: dict | None = None
+
+    # -- servers --------------------------------------------------------------------
+    def _server(self, role: str):
+        with self._lock:
+            srv = self._cpu if role == "cpu" else self._gpu
+            if srv is None or not srv.alive():
+                if srv is not None:
+                    srv.close()
+                spec = ServerSpec(role=role, gpu=None if role == "cpu" else self.config.gpu, arch=self.arch)
+                srv = self.sandbox.start(spec)
+                if role == "cpu":
+                    self._cpu = srv
+                else:
+                    self._gpu = srv
+            return srv
+
+    @property
+    def arch(self) -> str:
+        if self.config.arch:
+            return self.config.arch
+        cc = (self.probe_info or {}).get("system", {}).get("compute_capability")
+        return cc or "9.0"
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for srv in (self._cpu, self._gpu):
+            if srv is not None:
+                srv.close()
+        self._cpu = self._gpu = None
+
+    def __enter__(self) -> "Evaluator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- GPU facts --------------------------------------------------------------------
+    def probe(self, ceilings: bool = True) -> dict:
+        """GPU name, versions and (cached per GPU and driver) measured ceilings."""
+        if self.probe_info is not None and (not ceilings or "ceilings" in self.probe_info):
+            return self.probe_info
+        out = self._server("gpu").submit("probe", {"ceilings": False}, timeout=120).result()
+        if out.status != "ok":
+            raise RuntimeError(f"the GPU probe failed ({out.status}): {out.result or out.output[-500:]}")
+        info = out.result
+        if not info.get("cuda_available"):
+            self.probe_info = info
+            raise NoGPU(f"no CUDA GPU available: {info.get('reason', 'unknown reason')}")
+        sysinfo = info["system"]
+        if ceilings:
+            k = key(sysinfo["gpu"], sysinfo["driver"], sysinfo["torch"], HARNESS_VERSION)
+            cached = self.ceilings.get(k)
+            if cached is None:
+                out = self._server("gpu").submit("probe", {"ceilings": True}, timeout=300).result()
+                if out.status != "ok":
+                    raise RuntimeError(f"measuring the GPU's ceilings failed: {out.result or out.output[-500:]}")
+                cached = out.result["ceilings"]
+                self.ceilings.put(k, cached)
+            info["ceilings"] = cached
+        self.probe_info = info
+        return info
+
+    def system(self) -> SystemInfo:
+        s = dict((self.probe_info or {}).get("system", {}))
+        known = set(SystemInfo.__dataclass_fields__)
+        return SystemInfo(**{k: v for k, v in s.items() if k in known}, sandbox=self.sandbox.name)
+
+    # -- stages -------------------------------------------------------------------------
+    def _torch_version(self) -> str:
+        sysinfo = (self.probe_info or {}).get("system", {})
+        if sysinfo.get("torch"):
+            return sysinfo["torch"]
+        try:
+            return metadata.version("torch")
+        except metadata.PackageNotFoundError:
+            return "unknown"
+
+    def _paths(self, task: Task, code: str) -> tuple[Path, Path, Path, str]:
+        chash = hashlib.sha256(code.encode()).hexdigest()
+        cand = self.root / "candidates" / f"{chash[:32]}.py"
+        if not cand.exists():
+            cand.write_text(code)
+        tpath = self.root / "tasks" / f"{task.hash[:32]}.py"
+        if not tpath.exists():
+            tpath.write_text(task.source)
+        build = self.root / "build" / key(chash, self.arch, self._torch_version(), HARNESS_VERSION)
+        return cand, tpath, build, chash
+
+    def compile(self, task: Task, code: str) -> CompileResult:
+        """Static screen and compile only: needs nvcc, no GPU."""
+        st = static.screen(code, task.source)
+        if not st.ok:
+            return CompileResult(ok=False, error=st.error, message=st.message, backend="none")
+        cand, _, build, _ = self._paths(task, code)
+        return self._compile(cand, build)
+
+    def _compile(self, cand: Path, build: Path) -> CompileResult:
+        marker = build / OK_MARKER
+        if marker.exists():
+            return CompileResult(ok=True, cached=True, backend=marker.read_text())
+        if build.exists():  # a killed earlier attempt: never reuse its lock files
+            shutil.rmtree(build, ignore_errors=True)
+        build.mkdir(parents=True)
+        args = {"candidate_path": str(cand), "build_dir": str(build), "arch": self.arch,
+                "nvcc_timeout": self.config.compile_timeout}
+        out = self._server("cpu").submit("compile", args, timeout=self.config.compile_timeout,
+                                         writable=[str(build)]).result()
+        res = compile_result(out)
+        if not res.ok:
+            shutil.rmtree(build, ignore_errors=True)
+        return res
+
+    def evaluate(self, task: Task, code: str) -> EvalResult:
+        return self.evaluate_many([(task, code)])[0]
+
+    def evaluate_many(self, items: Iterable[tuple[Task, str]],
+                      on_result: Callable[[int, EvalResult], None] | None = None) -> list[EvalResult]:
+        """Compile everything in parallel on the CPU; evaluate on the GPU one at a time,
+        in the order compiles finish."""
+        items = list(items)
+        self.probe()
+        results: list[EvalResult | None] = [None] * len(items)
+        pending: dict[Future, int] = {}
+        for i, (task, code) in enumerate(items):
+            early = self._before_gpu(task, code)
+            if isinstance(early, EvalResult):
+                results[i] = early
+                if on_result:
+                    on_result(i, early)
+            else:
+                pending[self._pool.submit(self._compile_timed, task, code)] = i
+        from concurrent.futures import as_completed
+
+        for fut in as_completed(pending):
+            i = pending[fut]
+            task, code = items[i]
+            results[i] = self._gpu_stage(task, code, *fut.result())
+            if on_result:
+                on_result(i, results[i])
+        return [r for r in results if r is not None]
+
+    def _before_gpu(self, task: Task, code: str) -> EvalResult | None:
+        chash = hashlib.sha256(code.encode()).hexdigest()
+        st = static.screen(code, task.source)
+        if not st.ok:
+            verdict = Verdict.COMPILE_ERROR if st.error is ErrorClass.SYNTAX else Verdict.REJECTED
+            return EvalResult(verdict, task.hash, chash, static=st, error=st.error, message=st.message,
+                              system=self.system())
+        if self.config.use_cache:
+            hit = self.results.get(self._result_key(task, chash))
+            if hit is not None:
+                res = EvalResult.from_dict(hit)
+                res.cached = True
+                return res
+        return None
+
+    def _result_key(self, task: Task, chash: str) -> str:
+        s = (self.probe_info or {}).get("system", {})
+        c = self.config
+        return key(chash, task.hash, s.get("gpu"), s.get("driver"), s.get("torch"), HARNESS_VERSION,
+                   c.trials, c.atol, c.rtol, c.timing)
+
+    def _compile_timed(self, task: Task, code: str) -> tuple[CompileResult, float]:
+        t0 = time.perf_counter()
+        cand, _, build, _ = self._paths(task, code)
+        return self._compile(cand, build), time.perf_counter() - t0
+
+    def _gpu_stage(self, task: Task, code: str, comp: CompileResult, compile_s: float) -> EvalResult:
+        cand, tpath, build, chash = self._paths(task, code)
+        st = static.screen(code, task.source)
+        if not comp.ok:
+            verdict = Verdict.TIMEOUT if comp.error is ErrorClass.COMPILE_TIMEOUT else Verdict.COMPILE_ERROR
+            return EvalResult(verdict, task.hash, chash, static=st, compile=comp, error=comp.error,
+                              message=comp.message or "compile failed", system=self.system(),
+                              wall={"compile": compile_s})
+        baseline = self.baseline(task) if self.config.compile_baseline else None
+        args = {"task_path": str(tpath), "candidate_path": str(cand), "build_dir": str(build),
+                "trials": self.config.trials, "atol": self.config.atol, "rtol": self.config.rtol,
+                "timing": self.config.timing, "ceilings": (self.probe_info or {}).get("ceilings")}
+        out = self._server("gpu").submit("evaluate", args, timeout=self.config.eval_timeout,
+                                         writable=[str(build)]).result()
+        res = from_job(out, task.hash, chash, st, comp, baseline, self.system())
+        res.wall["compile"] = compile_s
+        if self.config.use_cache and res.verdict is not Verdict.TIMEOUT and out.status in ("ok", "crash"):
+            self.results.put(self._result_key(task, chash), res.to_dict())
+        return res
+
+    def baseline(self, task: Task) -> dict | None:
+        """Eager vs torch.compile for this task on this GPU, cached."""
+        s = (self.probe_info or {}).get("system", {})
+        k = key(task.hash, s.get("gpu"), s.get("driver"), s.get("torch"), HARNESS_VERSION)
+        hit = self.baselines.get(k)
+        if hit is not None:
+            return hit
+        tpath = self._paths(task, "")[1]
+        out: JobOutcome = self._server("gpu").submit(
+            "baseline", {"task_path": str(tpath), "timing": self.config.timing},
+            timeout=self.config.baseline_timeout).result()
+        if out.status != "ok":
+            log.warning("torch.compile baseline failed: %s", out.status)
+            return {"error": f"baseline job {out.status}: {str(out.result)[:300]}"}
+        self.baselines.put(k, out.result)
+        return out.result

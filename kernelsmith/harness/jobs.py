@@ -1,0 +1,59 @@
+"""The jobs a sandboxed child can run; each returns a JSON-able dict.
+
+This module is imported by the fork server before any fork, so it must stay cheap and
+must not initialise CUDA at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+
+def _probe(args: dict) -> dict:
+    from kernelsmith.harness import probe
+
+    return probe.run(args)
+
+
+def _compile(args: dict) -> dict:
+    from kernelsmith.harness import compile as comp
+
+    return comp.run(args)
+
+
+def _evaluate(args: dict) -> dict:
+    from kernelsmith.harness import evaluate
+
+    return evaluate.run(args)
+
+
+def _baseline(args: dict) -> dict:
+    from kernelsmith.harness import baseline
+
+    return baseline.run(args)
+
+
+def _script(args: dict) -> dict:
+    """Run a Python file and return what its `main()` returns (sandbox conformance tests)."""
+    import runpy
+
+    ns = runpy.run_path(args["path"], run_name="ks_script")
+    fn = ns.get("main")
+    return {"returned": fn() if callable(fn) else None}
+
+
+JOBS: dict[str, Callable[[dict], dict]] = {
+    "probe": _probe,
+    "compile": _compile,
+    "evaluate": _evaluate,
+    "baseline": _baseline,
+    "script": _script,
+}
+
+
+def run(name: str, args: dict[str, Any]) -> dict:
+    try:
+        job = JOBS[name]
+    except KeyError:
+        raise ValueError(f"unknown job {name!r}; known: {sorted(JOBS)}") from None
+    return job(args)

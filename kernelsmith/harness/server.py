@@ -1,0 +1,277 @@
+"""The fork server: the only long-lived process inside a sandbox.
+
+It imports torch (and CuPy) once, without touching CUDA, then forks one child per job.
+Forking a pre-imported interpreter is what keeps start-up cheap (KernelBench pays about
+5 s of Python + torch import per candidate; a fork costs milliseconds), while a fresh
+child per job keeps the isolation of a new process: a poisoned CUDA context, a
+monkeypatched torch or a segfault dies with the child.
+
+Protocol: newline-delimited JSON over one accepted Unix-socket connection.
+  request  {"id", "job", "args", "timeout", "scratch", "env"}
+  response {"id", "status": ok|timeout|crash|error, "exit", "result", "output", "seconds"}
+The child writes its result to a pipe the server reads; the candidate's stdout and
+stderr go to a file that is only ever shown (truncated), never parsed. The server never
+runs job code itself, so a hostile job cannot take it down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import selectors
+import signal
+import socket
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+
+OUTPUT_TAIL = 8000  # bytes of a child's stdout/stderr returned to the orchestrator
+RESULT_LIMIT = 64 << 20  # a result larger than this is treated as hostile
+NOBODY = 65534
+
+
+@dataclass
+class Child:
+    req: dict
+    pid: int
+    rfd: int
+    deadline: float
+    started: float
+    buf: bytearray = field(default_factory=bytearray)
+    eof: bool = False
+    status: int | None = None
+    timed_out: bool = False
+
+
+def _preimport() -> None:
+    """Import the heavy modules once, before any fork. CUDA stays uninitialised."""
+    import numpy  # noqa: F401
+    import torch  # noqa: F401
+
+    try:
+        import cupy  # noqa: F401
+    except Exception:  # CuPy is optional: the CuPy backend reports its absence later
+        pass
+    import kernelsmith.harness.jobs  # noqa: F401
+
+
+def _apply_limits(limits: dict) -> None:
+    for name, value in limits.items():
+        res = getattr(resource, f"RLIMIT_{name.upper()}", None)
+        if res is None or value is None:
+            continue
+        try:
+            resource.setrlimit(res, (int(value), int(value)))
+        except (ValueError, OSError):
+            pass  # e.g. a limit above the hard limit: keep the inherited one
+
+
+def _drop_privileges(scratch: str) -> None:
+    """When the server runs as root (the GPU machine does), children become nobody."""
+    if os.geteuid() != 0:
+        return
+    os.setgroups([])
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
+
+
+def _child_main(req: dict, wfd: int) -> None:
+    """Runs in the forked child. Never returns."""
+    code = 0
+    try:
+        os.setsid()  # own process group: a timeout kills everything it started
+        scratch = req["scratch"]
+        os.makedirs(scratch, exist_ok=True)
+        if req.get("drop_privileges") and os.geteuid() == 0:
+            for root, dirs, files in os.walk(scratch):
+                os.chown(root, NOBODY, NOBODY)
+                for f in files:
+                    os.chown(os.path.join(root, f), NOBODY, NOBODY)
+            for path in req.get("writable", []):
+                os.makedirs(path, exist_ok=True)
+                os.chown(path, NOBODY, NOBODY)
+        log = os.open(os.path.join(scratch, "output.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        if req.get("drop_privileges") and os.geteuid() == 0:
+            os.fchown(log, NOBODY, NOBODY)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        # Move the result pipe to a high descriptor and close everything else, so the
+        # candidate cannot reach the server's socket.
+        high = 1000 + (os.getpid() % 20000)
+        os.dup2(wfd, high)
+        os.closerange(3, high)
+        os.closerange(high + 1, 65536)
+        wfd = high
+        os.chdir(scratch)
+        env = req.get("env") or {}
+        os.environ.clear()
+        os.environ.update(env)
+        _apply_limits(req.get("limits") or {})
+        if req.get("drop_privileges"):
+            _drop_privileges(scratch)
+        from kernelsmith.harness import jobs
+
+        result = jobs.run(req["job"], req.get("args") or {})
+        payload = json.dumps({"result": result}).encode()
+    except BaseException:
+        payload = json.dumps({"harness_error": traceback.format_exc()[-4000:]}).encode()
+        code = 3
+    try:
+        view = memoryview(payload)
+        while view:
+            n = os.write(wfd, view)
+            view = view[n:]
+    except OSError:
+        code = 4
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:
+        pass
+    os._exit(code)
+
+
+def _tail(scratch: str) -> str:
+    path = os.path.join(scratch, "output.log")
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            if size > OUTPUT_TAIL:
+                f.seek(size - OUTPUT_TAIL)
+            data = f.read(OUTPUT_TAIL)
+        prefix = f"[... {size - OUTPUT_TAIL} bytes of output cut ...]\n" if size > OUTPUT_TAIL else ""
+        return prefix + data.decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _response(child: Child) -> dict:
+    resp: dict = {
+        "id": child.req["id"],
+        "seconds": time.monotonic() - child.started,
+        "output": _tail(child.req["scratch"]),
+        "exit": None,
+        "result": None,
+    }
+    st = child.status
+    if st is not None:
+        resp["exit"] = -os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
+    if child.timed_out:
+        resp["status"] = "timeout"
+        return resp
+    try:
+        msg = json.loads(bytes(child.buf).decode()) if child.buf else None
+    except ValueError:
+        msg = None
+    if msg and "result" in msg and resp["exit"] == 0:
+        resp["status"] = "ok"
+        resp["result"] = msg["result"]
+    elif msg and "harness_error" in msg:
+        resp["status"] = "error"
+        resp["result"] = msg["harness_error"]
+    else:
+        resp["status"] = "crash"  # died without a result: signal, os._exit, OOM kill
+    return resp
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def serve(sock_path: str) -> None:
+    _preimport()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(sock_path)
+    os.chmod(sock_path, 0o600)
+    listener.listen(1)
+    conn, _ = listener.accept()
+    listener.close()
+    os.unlink(sock_path)  # one client only: nobody else can connect later
+    conn.setblocking(False)
+    sel = selectors.DefaultSelector()
+    sel.register(conn, selectors.EVENT_READ, "conn")
+    children: dict[int, Child] = {}
+    inbuf = bytearray()
+    outbuf = bytearray()
+    closing = False
+    while not closing or children:
+        for key, _ in sel.select(timeout=0.02):
+            if key.data == "conn":
+                try:
+                    data = conn.recv(1 << 16)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    closing = True
+                    sel.unregister(conn)
+                    for ch in children.values():
+                        _kill_group(ch.pid)
+                    continue
+                inbuf += data
+                while b"\n" in inbuf:
+                    line, _, rest = inbuf.partition(b"\n")
+                    inbuf = bytearray(rest)
+                    req = json.loads(line)
+                    ch = _spawn(req)
+                    children[ch.pid] = ch
+                    sel.register(ch.rfd, selectors.EVENT_READ, ch.pid)
+            else:
+                ch = children[key.data]
+                chunk = os.read(ch.rfd, 1 << 20)
+                if chunk and len(ch.buf) < RESULT_LIMIT:
+                    ch.buf += chunk
+                elif not chunk:
+                    ch.eof = True
+                    sel.unregister(ch.rfd)
+                    os.close(ch.rfd)
+        now = time.monotonic()
+        for pid, ch in list(children.items()):
+            if ch.status is None:
+                done, st = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    ch.status = st
+                    _kill_group(pid)  # reap whatever it left running in its group
+                elif now > ch.deadline:
+                    ch.timed_out = True
+                    _kill_group(pid)
+            if ch.status is not None and (ch.eof or ch.timed_out or now > ch.deadline + 2):
+                if not ch.eof:
+                    sel.unregister(ch.rfd)
+                    os.close(ch.rfd)
+                del children[pid]
+                outbuf += json.dumps(_response(ch)).encode() + b"\n"
+        if outbuf and not closing:
+            conn.setblocking(True)
+            conn.sendall(outbuf)
+            conn.setblocking(False)
+            outbuf.clear()
+
+
+def _spawn(req: dict) -> Child:
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(rfd)
+        _child_main(req, wfd)
+    os.close(wfd)
+    now = time.monotonic()
+    return Child(req=req, pid=pid, rfd=rfd, deadline=now + float(req.get("timeout", 60)), started=now)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--socket", required=True)
+    args = parser.parse_args()
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    serve(args.socket)
+
+
+if __name__ == "__main__":
+    main()

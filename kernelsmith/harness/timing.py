@@ -1,0 +1,155 @@
+"""Timing: L2-flushed, interleaved, adaptive, on events bound before candidates load.
+
+Design choices (see EVALUATION.md):
+- The L2 flush is launched on the same stream right before the start event, so the GPU
+  is busy when the start event is recorded: the host's launch latency of the timed call
+  hides behind the flush instead of being counted (about 14 us on an H200 otherwise).
+- Reference and candidate alternate in random order (ABAB/BABA) on the same rotating
+  input sets; the speedup is the ratio of medians of samples from one session.
+- Sampling stops when the confidence interval of each median is within `target_ci` of
+  the median (order-statistic interval), with a floor on samples and a cap on time.
+- Every timed output of the candidate is compared with the reference output for the same
+  inputs, so a kernel that is right while checked and wrong while timed is caught.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+_Event = torch.cuda.Event
+_elapsed = torch.cuda.Event.elapsed_time
+_record = torch.cuda.Event.record
+_sync = torch.cuda.synchronize
+_perf = time.perf_counter
+
+
+@dataclass
+class TimingConfig:
+    min_samples: int = 15
+    max_samples: int = 400
+    max_seconds: float = 8.0  # per candidate, both sides together
+    target_ci: float = 0.01  # relative half-width of the median's 95% CI
+    warmup_ms: float = 50.0
+    warmup_calls: int = 3
+    input_sets: int = 3
+
+
+@dataclass
+class Samples:
+    event_ms: list[float] = field(default_factory=list)
+    host_ms: list[float] = field(default_factory=list)
+
+
+class L2Flusher:
+    """Overwrites a buffer twice the L2 size before every timed call."""
+
+    def __init__(self, device: torch.device):
+        l2 = getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 64 << 20) or (64 << 20)
+        self.buf = torch.empty(2 * l2 // 4, dtype=torch.int32, device=device)
+        self._v = 0
+
+    def __call__(self) -> None:
+        self._v ^= 1
+        self.buf.fill_(self._v)
+
+
+def median_ci(xs: list[float], z: float = 1.96) -> tuple[float, float, float]:
+    """Median and a distribution-free 95% CI from order statistics."""
+    s = sorted(xs)
+    n = len(s)
+    med = s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+    half = z * math.sqrt(n) / 2
+    lo = max(0, int(math.floor(n / 2 - half)))
+    hi = min(n - 1, int(math.ceil(n / 2 + half)))
+    return med, s[lo], s[hi]
+
+
+def time_call(fn: Callable, args: list, flush: L2Flusher) -> tuple[float, float, object]:
+    """One timed call: (event ms, host ms including a device-wide sync, output)."""
+    start, end = _Event(enable_timing=True), _Event(enable_timing=True)
+    flush()
+    _record(start)
+    h0 = _perf()
+    out = fn(*args)
+    _record(end)
+    _sync()  # device-wide: waits for side streams too
+    h1 = _perf()
+    return _elapsed(start, end), (h1 - h0) * 1e3, out
+
+
+def warmup(fn: Callable, args: list, cfg: TimingConfig) -> None:
+    t0, n = _perf(), 0
+    while n < cfg.warmup_calls or (_perf() - t0) * 1e3 < cfg.warmup_ms:
+        fn(*args)
+        _sync()
+        n += 1
+        if n > 1000:
+            break
+
+
+def converged(samples: list[float], target: float) -> bool:
+    med, lo, hi = median_ci(samples)
+    return med > 0 and (hi - lo) / 2 / med <= target
+
+
+def interleave(
+    sides: dict[str, Callable],
+    input_sets: list[Callable[[], list]],
+    flush: L2Flusher,
+    cfg: TimingConfig,
+    on_output: Callable[[str, int, object], None] | None = None,
+) -> dict[str, Samples]:
+    """Time every side on the same inputs, alternating in random order."""
+    rng = random.Random()
+    out = {name: Samples() for name in sides}
+    t0 = _perf()
+    i = 0
+    while True:
+        k = i % len(input_sets)
+        names = list(sides)
+        rng.shuffle(names)
+        for name in names:
+            args = input_sets[k]()
+            ev, host, result = time_call(sides[name], args, flush)
+            if i > 0:  # the first sample of each side is discarded
+                out[name].event_ms.append(ev)
+                out[name].host_ms.append(host)
+            if on_output is not None:
+                on_output(name, k, result)
+            del result
+        i += 1
+        n = len(next(iter(out.values())).event_ms)
+        if n >= cfg.max_samples or (_perf() - t0) > cfg.max_seconds and n >= 3:
+            break
+        if n >= cfg.min_samples and n % 5 == 0 and all(converged(s.event_ms, cfg.target_ci) for s in out.values()):
+            break
+    return out
+
+
+def ratio_ci(num: list[float], den: list[float], n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Bootstrap 95% CI of median(num) / median(den)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    a, b = np.asarray(num), np.asarray(den)
+    ra = np.median(rng.choice(a, (n_boot, a.size)), axis=1)
+    rb = np.median(rng.choice(b, (n_boot, b.size)), axis=1)
+    r = ra / rb
+    return float(np.percentile(r, 2.5)), float(np.percentile(r, 97.5))
+
+
+def summarize(samples: list[float]) -> dict:
+    import statistics
+
+    med, lo, hi = median_ci(samples)
+    return {
+        "samples_ms": samples, "median_ms": med, "ci_low_ms": lo, "ci_high_ms": hi,
+        "mean_ms": statistics.fmean(samples),
+        "stdev_ms": statistics.pstdev(samples) if len(samples) > 1 else 0.0,
+    }

@@ -1,0 +1,200 @@
+"""What every sandbox provides: a running fork server and a client to talk to it.
+
+A sandbox decides *where* the fork server runs (a local process with its own network
+namespace and rlimits, or a Docker container) and which paths it can see. Everything
+else, the protocol and the jobs, is shared, so one conformance suite covers both.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+# Names an API key or credential is likely to have; such variables never reach a child.
+SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH")
+# The only variables a child inherits from the orchestrator (when set).
+PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "CUDA_HOME", "CUDA_PATH", "LD_LIBRARY_PATH", "TERM")
+
+
+@dataclass
+class Limits:
+    """Per-job resource limits (rlimits in the process sandbox, cgroups in Docker)."""
+
+    nproc: int = 512
+    nofile: int = 1024
+    fsize_mb: int = 2048
+    cpu_seconds: int = 900
+    memory_mb: int = 64 * 1024  # Docker only: address-space limits break CUDA
+
+    def rlimits(self) -> dict[str, int]:
+        return {
+            "nproc": self.nproc,
+            "nofile": self.nofile,
+            "fsize": self.fsize_mb << 20,
+            "cpu": self.cpu_seconds,
+        }
+
+
+@dataclass
+class JobOutcome:
+    """What came back from one job: never raises for anything the job did."""
+
+    status: str  # ok | timeout | crash | error | lost
+    result: dict | str | None
+    output: str = ""
+    exit: int | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class ServerSpec:
+    role: str  # "cpu" (compile, no GPU visible) or "gpu"
+    gpu: int | None = None
+    arch: str = "9.0"
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def child_env(spec: ServerSpec, home: str, source_root: str) -> dict[str, str]:
+    """The minimal environment of a sandboxed job: no keys, no tokens, no proxies."""
+    env = {k: os.environ[k] for k in PASSTHROUGH if k in os.environ}
+    env.update(
+        HOME=home,
+        TMPDIR=os.path.join(home, "tmp"),
+        PYTHONPATH=source_root,
+        PYTHONNOUSERSITE="1",
+        PYTHONDONTWRITEBYTECODE="1",
+        PYTHONUNBUFFERED="1",
+        TORCH_CUDA_ARCH_LIST=spec.arch,
+        CUDA_VISIBLE_DEVICES="" if spec.gpu is None else str(spec.gpu),
+        MAX_JOBS="2",
+    )
+    if "PYTHONPATH" in os.environ:  # e.g. carried wheels on the GPU machine
+        env["PYTHONPATH"] = source_root + os.pathsep + os.environ["PYTHONPATH"]
+    env.update(spec.extra_env)
+    return {k: v for k, v in env.items() if not any(m in k.upper() for m in SECRET_MARKERS)}
+
+
+class Server(Protocol):
+    """A running fork server."""
+
+    sandbox: str
+
+    def submit(self, job: str, args: dict, timeout: float, scratch: str | None = None) -> Future: ...
+    def alive(self) -> bool: ...
+    def close(self) -> None: ...
+
+
+class Sandbox(Protocol):
+    name: str
+
+    def start(self, spec: ServerSpec) -> Server: ...
+
+
+class SocketServer:
+    """Client side of the fork-server protocol, shared by every sandbox.
+
+    Several jobs can be in flight (the CPU compile server runs them in parallel); a
+    reader thread hands each response to the future of its request id.
+    """
+
+    def __init__(self, sock_path: str, sandbox: str, scratch_root: str, env: dict[str, str],
+                 limits: Limits, proc_alive, kill, drop_privileges: bool = False,
+                 path_map=lambda p: p, connect_timeout: float = 120.0):
+        self.sandbox = sandbox
+        self._scratch_root = scratch_root
+        self._env = env
+        self._limits = limits
+        self._proc_alive = proc_alive
+        self._kill = kill
+        self._drop = drop_privileges
+        self._map = path_map  # host path -> path the server sees
+        self._pending: dict[str, Future] = {}
+        self._lock = threading.Lock()
+        self._ids = itertools.count()
+        self._sock = self._connect(sock_path, connect_timeout)
+        self._reader = threading.Thread(target=self._read_loop, daemon=True)
+        self._reader.start()
+
+    def _connect(self, path: str, timeout: float) -> socket.socket:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.path.exists(path):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    s.connect(path)
+                    return s
+                except OSError:
+                    s.close()
+            if not self._proc_alive():
+                raise RuntimeError("the sandbox's fork server exited during start-up")
+            time.sleep(0.05)
+        self._kill()
+        raise RuntimeError(f"the sandbox's fork server did not start within {timeout:.0f} s")
+
+    def submit(self, job: str, args: dict, timeout: float, scratch: str | None = None,
+               writable: list[str] | None = None) -> Future:
+        rid = f"{next(self._ids)}-{uuid.uuid4().hex[:8]}"
+        scratch = scratch or os.path.join(self._scratch_root, rid)
+        os.makedirs(os.path.join(scratch, "tmp"), exist_ok=True)
+        env = dict(self._env, HOME=self._map(scratch), TMPDIR=self._map(os.path.join(scratch, "tmp")))
+        req = {
+            "id": rid, "job": job, "args": args, "timeout": timeout,
+            "scratch": self._map(scratch), "env": env, "limits": self._limits.rlimits(),
+            "drop_privileges": self._drop, "writable": [self._map(w) for w in writable or []],
+        }
+        fut: Future = Future()
+        fut.scratch = scratch  # type: ignore[attr-defined]
+        with self._lock:
+            self._pending[rid] = fut
+            try:
+                self._sock.sendall(json.dumps(req).encode() + b"\n")
+            except OSError as exc:
+                del self._pending[rid]
+                fut.set_result(JobOutcome("lost", f"fork server unreachable: {exc}"))
+        return fut
+
+    def _read_loop(self) -> None:
+        buf = b""
+        while True:
+            try:
+                data = self._sock.recv(1 << 20)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            buf += data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                msg = json.loads(line)
+                with self._lock:
+                    fut = self._pending.pop(msg["id"], None)
+                if fut is not None:
+                    fut.set_result(JobOutcome(msg["status"], msg.get("result"), msg.get("output", ""),
+                                              msg.get("exit"), msg.get("seconds", 0.0)))
+        with self._lock:  # the server died: every job in flight is lost, not hung
+            for fut in self._pending.values():
+                fut.set_result(JobOutcome("lost", "the sandbox's fork server died"))
+            self._pending.clear()
+
+    def alive(self) -> bool:
+        return self._proc_alive() and self._reader.is_alive()
+
+    def close(self) -> None:
+        try:
+            self._sock.close()
+        finally:
+            self._kill()
+
+
+def source_root() -> str:
+    """The directory holding the kernelsmith package, put on the child's PYTHONPATH."""
+    return str(Path(__file__).resolve().parents[2])

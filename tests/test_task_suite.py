@@ -1,0 +1,241 @@
+"""Checks for the bundled KernelBench-format task suite (tasks/) and the candidate fixtures
+(tests/fixtures/solutions/). CPU only: tasks run with reduced shapes; fixtures are only parsed.
+
+Set KERNELSMITH_NVCC_TESTS=1 to also compile every CuPy fixture's kernel source with nvcc
+for sm_90 (needs nvcc on PATH; a few seconds per file).
+"""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+TASKS_DIR = REPO / "tasks"
+SOLUTIONS_DIR = REPO / "tests" / "fixtures" / "solutions"
+MANIFEST = SOLUTIONS_DIR / "manifest.json"
+
+# task stem -> (task path relative to the repo, module constants overridden for the CPU run)
+TASKS: dict[str, tuple[str, dict[str, int]]] = {
+    "level1_001_leaky_relu_scale": ("tasks/level1/001_leaky_relu_scale.py", {"BATCH": 64, "DIM": 256}),
+    "level1_002_row_softmax": ("tasks/level1/002_row_softmax.py", {"BATCH": 64, "DIM": 512}),
+    "level1_003_row_sum": ("tasks/level1/003_row_sum.py", {"BATCH": 4, "DIM1": 128, "DIM2": 64}),
+    "level1_004_matmul": ("tasks/level1/004_matmul.py", {"M": 96, "K": 128, "N": 80}),
+    "level2_001_linear_bias_gelu": (
+        "tasks/level2/001_linear_bias_gelu.py",
+        {"BATCH": 32, "IN_FEATURES": 64, "OUT_FEATURES": 48},
+    ),
+    "level3_001_mlp": (
+        "tasks/level3/001_mlp.py",
+        {"BATCH": 16, "IN_FEATURES": 64, "HIDDEN": 128, "OUT_FEATURES": 32},
+    ),
+}
+
+# Largest total size (inputs + output) a full-size task may have.
+MAX_FULL_SIZE_BYTES = 2 * 1024**3
+
+# torch / functional calls that would do a candidate's real work for it
+FORBIDDEN_CALLS = {
+    "matmul", "mm", "bmm", "addmm", "einsum", "linear", "softmax", "log_softmax", "sum", "mean",
+    "relu", "gelu", "leaky_relu", "tanh", "exp", "conv1d", "conv2d", "baddbmm", "tensordot",
+}
+TORCH_NAMES = {"torch", "F", "nn", "functional"}
+
+
+def _load(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _load_task(stem: str, shrink: bool = True):
+    rel, overrides = TASKS[stem]
+    module = _load(REPO / rel, f"_ks_task_{stem}")
+    if shrink:
+        for key, value in overrides.items():
+            assert hasattr(module, key), f"{rel}: expected module constant {key}"
+            setattr(module, key, value)   # get_inputs / get_init_inputs read these at call time
+    return module
+
+
+def _class_def(tree: ast.Module, name: str) -> ast.ClassDef | None:
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            return node
+    return None
+
+
+def _method_arity(cls: ast.ClassDef, method: str) -> tuple[int, bool]:
+    """(number of positional parameters after self, has *args)."""
+    for node in cls.body:
+        if isinstance(node, ast.FunctionDef) and node.name == method:
+            return len(node.args.args) - 1, node.args.vararg is not None
+    raise AssertionError(f"{cls.name} has no {method}")
+
+
+def _manifest() -> dict:
+    return json.loads(MANIFEST.read_text())
+
+
+def _fixture_files():
+    out = []
+    for stem, entry in _manifest().items():
+        for fname, label in entry["solutions"].items():
+            out.append((stem, fname, label))
+    return out
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+def test_task_files_exist_and_are_listed():
+    found = {p.relative_to(REPO).as_posix() for p in TASKS_DIR.glob("level*/*.py")}
+    assert {rel for rel, _ in TASKS.values()} <= found
+
+
+@pytest.mark.parametrize("stem", sorted(TASKS))
+def test_task_interface(stem):
+    rel, _ = TASKS[stem]
+    source = (REPO / rel).read_text()
+    tree = ast.parse(source)
+    doc = ast.get_docstring(tree)
+    assert doc and "\n" not in doc.strip(), f"{rel}: needs a one-line module docstring"
+    module = _load_task(stem, shrink=False)
+    assert isinstance(module.Model, type) and issubclass(module.Model, torch.nn.Module)
+    assert callable(module.get_inputs) and callable(module.get_init_inputs)
+    assert isinstance(module.get_init_inputs(), list)
+
+
+@pytest.mark.parametrize("stem", sorted(TASKS))
+def test_task_runs_on_cpu_with_small_shapes(stem):
+    module = _load_task(stem)
+    torch.manual_seed(0)
+    init = module.get_init_inputs()
+    torch.manual_seed(0)
+    model = module.Model(*init).eval()
+    torch.manual_seed(1)
+    inputs = module.get_inputs()
+    assert isinstance(inputs, list) and inputs
+    for t in inputs:
+        assert isinstance(t, torch.Tensor) and t.device.type == "cpu" and t.dtype == torch.float32
+        assert t.abs().max() > 0, "inputs must not be all zeros"
+    with torch.no_grad():
+        out = model(*inputs)
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+    std, mean = out.std().item(), out.mean().item()
+    assert std > 1e-3 * (abs(mean) + 1), f"{stem}: output looks near-constant (std={std}, mean={mean})"
+    # the same seeds give the same model and inputs (the evaluator relies on seeded construction)
+    torch.manual_seed(0)
+    model2 = module.Model(*init).eval()
+    with torch.no_grad():
+        assert torch.equal(model2(*inputs), out)
+
+
+@pytest.mark.parametrize("stem", sorted(TASKS))
+def test_task_full_size_fits(stem):
+    """Full-size shapes, built on the meta device (no memory), stay under the size budget."""
+    module = _load_task(stem, shrink=False)
+    with torch.device("meta"):
+        model = module.Model(*module.get_init_inputs())
+        inputs = module.get_inputs()
+        out = model(*inputs)
+    total = sum(t.numel() * t.element_size() for t in [*inputs, out])
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    assert 0 < total + params <= MAX_FULL_SIZE_BYTES, f"{stem}: {total + params} bytes"
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def test_manifest_covers_every_task():
+    manifest = _manifest()
+    assert set(manifest) == set(TASKS)
+    for stem, entry in manifest.items():
+        assert entry["task"] == TASKS[stem][0]
+        assert (REPO / entry["task"]).is_file()
+        assert entry["solutions"] == {
+            "correct_inline.py": "correct",
+            "correct_cupy.py": "correct",
+            "wrong.py": "incorrect",
+        }
+
+
+@pytest.mark.parametrize("stem,fname,label", _fixture_files())
+def test_fixture_parses_and_matches_task_signature(stem, fname, label):
+    path = SOLUTIONS_DIR / stem / fname
+    assert path.is_file(), path
+    tree = ast.parse(path.read_text())
+    cls = _class_def(tree, "ModelNew")
+    assert cls is not None, f"{path}: no class ModelNew"
+    task_cls = _class_def(ast.parse((REPO / TASKS[stem][0]).read_text()), "Model")
+    assert task_cls is not None
+    for method in ("__init__", "forward"):
+        assert _method_arity(cls, method) == _method_arity(task_cls, method), f"{path}: {method} signature"
+
+
+@pytest.mark.parametrize("stem,fname,label", _fixture_files())
+def test_fixture_uses_own_kernels(stem, fname, label):
+    path = SOLUTIONS_DIR / stem / fname
+    source = path.read_text()
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            attr = node.func.attr
+            base = node.func.value
+            if attr in FORBIDDEN_CALLS:
+                # x.sum(), torch.matmul(...), F.linear(...) ... all count as doing the work in torch
+                raise AssertionError(f"{path}:{node.lineno}: calls .{attr}() ({ast.dump(base)[:60]})")
+    if fname.endswith("_inline.py") or "load_inline" in source:
+        assert "load_inline(" in source and "cuda_sources=" in source
+    else:
+        assert "cp.RawKernel(" in source and "cp.from_dlpack(" in source
+        assert "ExternalStream(" in source
+        assert "data_ptr(" not in source
+
+
+def _cuda_source(path: Path) -> tuple[str, str]:
+    """(backend, CUDA source string) of a fixture file."""
+    tree = ast.parse(path.read_text())
+    strings = {}
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+            strings[node.targets[0].id] = node.value.value
+    if "cuda_source" in strings:
+        return "inline", strings["cuda_source"]
+    return "cupy", strings["_SRC"]
+
+
+@pytest.mark.parametrize("stem,fname,label", _fixture_files())
+def test_fixture_cuda_source_present(stem, fname, label):
+    backend, src = _cuda_source(SOLUTIONS_DIR / stem / fname)
+    assert "__global__" in src
+    if backend == "cupy":
+        assert 'extern "C"' in src
+        assert "#include" not in src, "NVRTC sources here are kept header-free"
+    else:
+        assert "#include <torch/extension.h>" in src
+
+
+@pytest.mark.skipif(os.environ.get("KERNELSMITH_NVCC_TESTS") != "1" or shutil.which("nvcc") is None,
+                    reason="set KERNELSMITH_NVCC_TESTS=1 (and have nvcc) to compile CuPy fixture sources")
+@pytest.mark.parametrize("stem,fname,label", _fixture_files())
+def test_cupy_fixture_compiles_with_nvcc(stem, fname, label, tmp_path):
+    backend, src = _cuda_source(SOLUTIONS_DIR / stem / fname)
+    if backend != "cupy":
+        pytest.skip("inline fixture (needs torch headers; compiled on the GPU machine)")
+    cu = tmp_path / "k.cu"
+    cu.write_text(src)
+    res = subprocess.run(["nvcc", "-arch=sm_90", "-std=c++17", "-cubin", "-o", str(tmp_path / "k.cubin"), str(cu)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
