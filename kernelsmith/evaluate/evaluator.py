@@ -164,6 +164,11 @@ class Evaluator:
             shutil.rmtree(build, ignore_errors=True)
         return res
 
+    def precompile(self, items: Iterable[tuple[Task, str]]) -> list[CompileResult]:
+        """Compile many candidates in parallel on the CPU (no GPU work)."""
+        futs = [self._pool.submit(self._compile_timed, t, c) for t, c in items]
+        return [f.result()[0] for f in futs]
+
     def evaluate(self, task: Task, code: str) -> EvalResult:
         return self.evaluate_many([(task, code)])[0]
 

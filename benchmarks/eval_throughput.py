@@ -1,0 +1,155 @@
+"""Evaluator cost on one GPU: a mixed batch, run-to-run spread, and a 200-candidate soak.
+
+Not a test: it prints figures (medians and ratios from this one run). Usage:
+    python benchmarks/eval_throughput.py [--soak 200] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kernelsmith.config import EvalConfig  # noqa: E402
+from kernelsmith.evaluate.evaluator import Evaluator  # noqa: E402
+from kernelsmith.sandbox.local import LocalSandbox  # noqa: E402
+from kernelsmith.task import Task  # noqa: E402
+
+SOL = ROOT / "tests" / "fixtures" / "solutions"
+HOSTILE = ROOT / "tests" / "fixtures" / "hostile"
+FAST_HOSTILE = ["torch_op", "fallback", "nan", "shape", "dtype", "exception", "unwritten", "illegal", "alias"]
+
+
+def fixtures() -> list[tuple[str, Task, str]]:
+    manifest = json.loads((SOL / "manifest.json").read_text())
+    out = []
+    for stem, entry in manifest.items():
+        task = Task.load(ROOT / entry["task"])
+        for sol in entry["solutions"]:
+            out.append((f"{stem}/{sol}", task, (SOL / stem / sol).read_text()))
+    return out
+
+
+def hostile() -> list[tuple[str, Task, str]]:
+    path = HOSTILE / "manifest.json"
+    if not path.exists():
+        return []
+    task = Task.load(HOSTILE / "task.py")
+    picked = [e for e in json.loads(path.read_text()) if any(k in e["file"] for k in FAST_HOSTILE)]
+    return [(f"hostile/{e['file']}", task, (HOSTILE / e["file"]).read_text()) for e in picked]
+
+
+def gpu_mem_used_mib() -> int:
+    out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                         capture_output=True, text=True)
+    return int(out.stdout.split()[0]) if out.returncode == 0 else -1
+
+
+def rss_mib() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def batch(ev: Evaluator, items) -> dict:
+    t0 = time.perf_counter()
+    results = ev.evaluate_many([(t, c) for _, t, c in items])
+    total = time.perf_counter() - t0
+    rows = []
+    for (name, _, _), r in zip(items, results):
+        w = r.wall
+        rows.append({"name": name, "verdict": r.verdict.value, "backend": r.compile.backend if r.compile else "",
+                     "compile_s": w.get("compile", 0.0), "startup_s": w.get("startup", 0.0),
+                     "load_s": w.get("load", 0.0), "check_s": w.get("check", 0.0), "time_s": w.get("time", 0.0),
+                     "speedup": r.speedup, "cand_ms": r.timing.candidate.median_ms if r.timing and r.timing.candidate else None})
+    return {"total_s": total, "n": len(items), "per_candidate_s": total / len(items),
+            "candidates_per_hour": 3600 * len(items) / total, "rows": rows}
+
+
+def spread(ev: Evaluator, items) -> list[dict]:
+    out = []
+    for name, task, code in items:
+        a, b = ev.evaluate(task, code), ev.evaluate(task, code)
+        if a.correct and b.correct and a.timing.candidate.median_ms > 0.05:
+            out.append({"name": name, "ms": a.timing.candidate.median_ms, "s1": a.speedup, "s2": b.speedup,
+                        "rel_diff": abs(b.speedup / a.speedup - 1)})
+    return out
+
+
+def soak(ev: Evaluator, items, n: int) -> dict:
+    mem, rss = [], []
+    verdicts: dict[str, int] = {}
+    t0 = time.perf_counter()
+    for i in range(n):
+        name, task, code = items[i % len(items)]
+        r = ev.evaluate(task, code)
+        verdicts[r.verdict.value] = verdicts.get(r.verdict.value, 0) + 1
+        if i % 20 == 0 or i == n - 1:
+            mem.append(gpu_mem_used_mib())
+            rss.append(round(rss_mib(), 1))
+    return {"n": n, "seconds": time.perf_counter() - t0, "gpu_mem_used_mib": mem, "orchestrator_rss_mib": rss,
+            "verdicts": verdicts}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--soak", type=int, default=200)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/ks-bench"))
+    args = ap.parse_args()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    args.cache.chmod(0o755)
+    cfg = EvalConfig(cache_dir=args.cache, use_cache=False, compile_baseline=False, eval_timeout=60)
+    report: dict = {}
+    with Evaluator(cfg, sandbox=LocalSandbox()) as ev:
+        t0 = time.perf_counter()
+        ev.probe()
+        report["probe_s"] = time.perf_counter() - t0
+        report["gpu"] = ev.system().gpu
+        report["ceilings"] = ev.probe_info.get("ceilings")
+        items = fixtures() + hostile()
+        report["batch_cold"] = batch(ev, items)  # cold build cache: compiles included
+        report["batch_warm"] = batch(ev, items)  # warm build cache: the steady state of a search
+        correct = [x for x in fixtures() if "correct" in x[0]]
+        report["spread"] = spread(ev, correct)
+        soak_cfg = EvalConfig(cache_dir=args.cache, use_cache=False, compile_baseline=False,
+                              timing={"max_seconds": 0.3, "min_samples": 10})
+        ev.config = soak_cfg
+        report["soak"] = soak(ev, items, args.soak)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1, default=str))
+    print_report(report)
+
+
+def print_report(r: dict) -> None:
+    print(f"GPU {r['gpu']}; probe {r['probe_s']:.1f} s; ceilings {r['ceilings']}")
+    for label in ("batch_cold", "batch_warm"):
+        b = r[label]
+        rows = b["rows"]
+        med = {k: statistics.median(x[k] for x in rows) for k in ("compile_s", "startup_s", "load_s", "check_s", "time_s")}
+        print(f"{label}: {b['n']} candidates in {b['total_s']:.1f} s = {b['per_candidate_s']:.2f} s/candidate, "
+              f"{b['candidates_per_hour']:.0f}/hour; medians " + ", ".join(f"{k} {v:.2f}" for k, v in med.items()))
+    cupy = [x["compile_s"] + x["load_s"] for x in r["batch_cold"]["rows"] if x["backend"] == "cupy"]
+    if cupy:
+        print(f"CuPy path, compile (nvcc check) + load (NVRTC) median {statistics.median(cupy):.2f} s, max {max(cupy):.2f} s")
+    print(f"{'candidate':55s} {'verdict':14s} {'compile':>8s} {'startup':>8s} {'load':>6s} {'check':>6s} {'time':>6s} {'speedup':>8s}")
+    for x in r["batch_cold"]["rows"]:
+        sp = f"{x['speedup']:.3f}" if x["speedup"] else "-"
+        print(f"{x['name'][:55]:55s} {x['verdict']:14s} {x['compile_s']:8.2f} {x['startup_s']:8.2f} "
+              f"{x['load_s']:6.2f} {x['check_s']:6.2f} {x['time_s']:6.2f} {sp:>8s}")
+    for s in r["spread"]:
+        print(f"spread {s['name']}: {s['ms']:.3f} ms, speedup {s['s1']:.4f} vs {s['s2']:.4f} ({s['rel_diff']:.2%})")
+    so = r["soak"]
+    print(f"soak: {so['n']} candidates in {so['seconds']:.0f} s; verdicts {so['verdicts']}; "
+          f"GPU memory used (MiB) {so['gpu_mem_used_mib']}; orchestrator RSS (MiB) {so['orchestrator_rss_mib']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""GPU tests: skipped unless a CUDA GPU is visible (CI has none; run them on the device).
+
+They share one Evaluator per session (process sandbox, a private KERNELSMITH cache), so
+the fork servers start once.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def gpu_visible() -> bool:
+    if not shutil.which("nvidia-smi"):
+        return False
+    out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
+    return out.returncode == 0 and "GPU" in out.stdout
+
+
+def pytest_collection_modifyitems(config, items):
+    if gpu_visible():
+        return
+    skip = pytest.mark.skip(reason="no CUDA GPU visible (run on the device machine)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def evaluator(tmp_path_factory):
+    from kernelsmith.config import EvalConfig
+    from kernelsmith.evaluate.evaluator import Evaluator
+    from kernelsmith.sandbox.local import LocalSandbox
+
+    cache = tmp_path_factory.mktemp("ks-cache")
+    cache.chmod(0o755)
+    cfg = EvalConfig(cache_dir=cache, use_cache=False, timing={"max_seconds": 2.0}, eval_timeout=90,
+                     compile_timeout=300)
+    ev = Evaluator(cfg, sandbox=LocalSandbox())
+    yield ev
+    ev.close()
+
+
+def load_manifest(path: Path):
+    return json.loads(path.read_text())

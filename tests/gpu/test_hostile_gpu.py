@@ -1,0 +1,47 @@
+"""The adversarial corpus on a real GPU: every hostile or faulty candidate gets its
+verdict, the orchestrator stays up, and an honest candidate evaluated right after each
+one is judged correct."""
+
+from __future__ import annotations
+
+import pytest
+
+from kernelsmith.config import EvalConfig
+from kernelsmith.evaluate.evaluator import Evaluator
+from kernelsmith.sandbox.local import LocalSandbox
+from kernelsmith.task import Task
+from tests.gpu.conftest import ROOT, load_manifest
+
+HOSTILE = ROOT / "tests" / "fixtures" / "hostile"
+ENTRIES = load_manifest(HOSTILE / "manifest.json") if (HOSTILE / "manifest.json").exists() else []
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("ks-hostile")
+    cache.chmod(0o755)
+    cfg = EvalConfig(cache_dir=cache, use_cache=False, timing={"max_seconds": 0.5}, eval_timeout=25,
+                     compile_timeout=150, compile_baseline=False)
+    task = Task.load(HOSTILE / "task.py")
+    good = (HOSTILE / "good_cupy.py").read_text()
+    with Evaluator(cfg, sandbox=LocalSandbox()) as ev:
+        ev.probe()
+        ev.precompile([(task, (HOSTILE / e["file"]).read_text()) for e in ENTRIES] + [(task, good)])
+        out = {}
+        for e in ENTRIES:
+            bad = ev.evaluate(task, (HOSTILE / e["file"]).read_text())
+            after = ev.evaluate(task, good)
+            out[e["file"]] = (bad, after)
+    return out
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e["file"] for e in ENTRIES])
+def test_hostile_verdict(outcomes, entry):
+    bad, after = outcomes[entry["file"]]
+    detail = f"{bad.verdict.value}/{bad.error.value}: {bad.message[:300]}"
+    assert bad.verdict.value == entry["expect"], detail
+    if entry["expect"] != "correct":
+        assert bad.error.value in entry["errors"], detail
+        assert bad.message, "a failing verdict must say why"
+    assert after.verdict.value == "correct", f"the honest candidate after it: {after.verdict.value}: {after.message}"

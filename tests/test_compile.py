@@ -1,0 +1,74 @@
+"""Compile-only stage on a machine with no GPU: real nvcc, through the process sandbox."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from kernelsmith.config import EvalConfig
+from kernelsmith.evaluate.evaluator import Evaluator
+from kernelsmith.results import ErrorClass
+from kernelsmith.sandbox.local import LocalSandbox
+from kernelsmith.task import Task
+
+ROOT = Path(__file__).resolve().parents[1]
+SOL = ROOT / "tests" / "fixtures" / "solutions" / "level1_001_leaky_relu_scale"
+TASK = ROOT / "tasks" / "level1" / "001_leaky_relu_scale.py"
+nvcc = pytest.mark.skipif(not (os.path.exists("/usr/local/cuda/bin/nvcc") or __import__("shutil").which("nvcc")),
+                          reason="nvcc not installed")
+
+
+@pytest.fixture(scope="module")
+def ev(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    with Evaluator(EvalConfig(cache_dir=cache, arch="9.0", compile_workers=2), sandbox=LocalSandbox()) as e:
+        yield e
+
+
+@nvcc
+def test_cupy_candidate_compiles_then_hits_cache(ev):
+    task, code = Task.load(TASK), (SOL / "correct_cupy.py").read_text()
+    first = ev.compile(task, code)
+    assert first.ok, first.log
+    assert first.backend == "cupy" and not first.cached
+    second = ev.compile(task, code)
+    assert second.ok and second.cached and second.seconds == 0.0
+
+
+@nvcc
+def test_cupy_compile_error_is_reported_with_log(ev):
+    task = Task.load(TASK)
+    code = (SOL / "correct_cupy.py").read_text()
+    broken = code.replace("__global__", "__global__ int oops = ;", 1)
+    assert broken != code
+    before = set((ev.root / "build").iterdir())
+    res = ev.compile(task, broken)
+    assert not res.ok and res.error is ErrorClass.COMPILE
+    assert "error" in res.log and len(res.log) <= 4100
+    # a failed build leaves no directory behind that a later attempt could trip over
+    assert set((ev.root / "build").iterdir()) == before
+
+
+@nvcc
+def test_compile_timeout_kills_nvcc_and_cleans_up(tmp_path):
+    cfg = EvalConfig(cache_dir=tmp_path, arch="9.0", compile_timeout=3)
+    code = (SOL / "correct_cupy.py").read_text().replace(
+        "__global__", "template<int N> struct F { static const int v = F<N-1>::v + F<N-2>::v; };\n"
+        "template<> struct F<0> { static const int v = 0; }; template<> struct F<1> { static const int v = 1; };\n"
+        "__device__ int fib = F<100000>::v;\n__global__", 1)
+    with Evaluator(cfg, sandbox=LocalSandbox()) as e:
+        res = e.compile(Task.load(TASK), code)
+    assert not res.ok
+    assert res.error in (ErrorClass.COMPILE_TIMEOUT, ErrorClass.COMPILE)
+    assert list((tmp_path / "build").iterdir()) == []
+
+
+@nvcc
+@pytest.mark.slow
+def test_inline_candidate_compiles_with_nvcc(ev):
+    """load_inline sources through nvcc with torch's headers (about a minute on 2 cores)."""
+    res = ev.compile(Task.load(TASK), (SOL / "correct_inline.py").read_text())
+    assert res.ok, res.log
+    assert res.backend == "load_inline"

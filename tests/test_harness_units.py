@@ -1,0 +1,79 @@
+"""Harness pieces that need no GPU: output comparison, statistics, log trimming."""
+
+import torch
+
+from kernelsmith.harness import check, timing
+from kernelsmith.harness.compile import trim_log
+
+
+def _cmp(c, r, inputs=()):
+    return check.compare(c, r, list(inputs), None, None, check.Errors())
+
+
+def test_compare_accepts_within_tolerance():
+    r = torch.randn(100)
+    assert _cmp(r + 1e-6, r) is None
+
+
+def test_compare_classifies_failures():
+    r = torch.randn(10, 10)
+    assert _cmp(r + 1.0, r).error == "mismatch"
+    assert _cmp(r.double(), r).error == "dtype"
+    assert _cmp(r.view(100), r).error == "shape"
+    bad = r.clone()
+    bad[3, 3] = float("nan")
+    assert _cmp(bad, r).error == "nan"
+    x = torch.randn(10, 10)
+    assert _cmp(x, x.clone(), inputs=[x]).error == "aliasing"
+    assert _cmp(x[:5], x[:5].clone(), inputs=[x]).error == "aliasing"  # a view of an input
+    assert _cmp((r,), r).error == "output_type"
+
+    class Lazy(torch.Tensor):
+        pass
+
+    assert _cmp(r.as_subclass(Lazy), r).error == "output_type"
+
+
+def test_mismatch_message_says_where():
+    r = torch.zeros(4, 4) + torch.arange(16.0).view(4, 4)
+    c = r.clone()
+    c[2, 1] += 5
+    m = _cmp(c, r)
+    assert "(2, 1)" in m.detail and "1 of 16" in m.detail
+
+
+def test_near_constant_reference_is_flagged():
+    assert check.near_constant(torch.ones(100))
+    assert not check.near_constant(torch.randn(100))
+
+
+def test_fast_close():
+    r = torch.randn(50)
+    assert check.fast_close(r + 1e-7, r, None, None)
+    assert not check.fast_close(r + 1, r, None, None)
+    assert not check.fast_close(r.double(), r, None, None)
+
+
+def test_median_ci_contains_median_and_shrinks():
+    import random
+
+    rng = random.Random(1)
+    small = [1 + rng.gauss(0, 0.05) for _ in range(20)]
+    big = small + [1 + rng.gauss(0, 0.05) for _ in range(400)]
+    m, lo, hi = timing.median_ci(small)
+    assert lo <= m <= hi
+    m2, lo2, hi2 = timing.median_ci(big)
+    assert hi2 - lo2 < hi - lo
+
+
+def test_ratio_ci_brackets_ratio():
+    num = [2.0 + 0.01 * (i % 7) for i in range(50)]
+    den = [1.0 + 0.01 * (i % 5) for i in range(50)]
+    lo, hi = timing.ratio_ci(num, den)
+    assert lo < 2.03 / 1.02 < hi
+
+
+def test_trim_log_keeps_errors():
+    log = "\n".join(["noise"] * 500 + ["kernel.cu(4): error: expected a )", "  code", "  ^"] + ["noise"] * 500)
+    t = trim_log(log)
+    assert "error: expected a )" in t and len(t) < 1000

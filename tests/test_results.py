@@ -1,0 +1,29 @@
+from kernelsmith.results import (
+    Bound, CheckResult, CompileResult, ErrorClass, EvalResult, StaticResult, SystemInfo, TimingResult,
+    TimingStats, Verdict,
+)
+
+
+def test_round_trip_keeps_every_layer():
+    r = EvalResult(
+        Verdict.CORRECT, "t" * 64, "c" * 64,
+        static=StaticResult(ok=True, warnings=["w"]),
+        compile=CompileResult(ok=True, seconds=1.5, backend="cupy"),
+        check=CheckResult(ok=True, trials=5, trials_passed=5, max_abs_error=1e-6, rel_error=2e-7, atol=1e-4, rtol=1e-4),
+        timing=TimingResult(ok=True, candidate=TimingStats([1.0, 1.1], 1.05, 1.0, 1.1, 1.05, 0.05),
+                            speedup_eager=2.0, speedup_eager_ci=(1.9, 2.1),
+                            bound=Bound(1e9, 1e8, 7.9e14, 4.3e12, 0.02, 0.5)),
+        system=SystemInfo(gpu="NVIDIA H200"), wall={"check": 0.3},
+    )
+    back = EvalResult.from_dict(r.to_dict())
+    assert back == r
+    assert back.timing.speedup_eager_ci == (1.9, 2.1)
+    assert back.timing.candidate.cv > 0
+
+
+def test_failure_is_a_value():
+    r = EvalResult(Verdict.COMPILE_ERROR, "t", "c", error=ErrorClass.COMPILE, message="nvcc: error")
+    d = r.to_dict()
+    assert d["verdict"] == "compile_error" and d["error"] == "compile"
+    assert EvalResult.from_dict(d).error is ErrorClass.COMPILE
+    assert not r.correct and r.speedup is None
