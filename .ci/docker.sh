@@ -26,12 +26,10 @@ die() {
 
 engine_up() { timeout 10 docker info >/dev/null 2>&1; }
 
-# 1. Packages: the engine (docker.io brings dockerd, containerd, runc and tini, the
-#    docker-init used for --init) and a static busybox for the test image's root fs.
+# 1. Packages: the engine (docker.io brings dockerd, containerd, runc and docker-init,
+#    used for --init) and a static busybox for the test image's root fs.
 pkgs=()
 command -v dockerd >/dev/null 2>&1 || pkgs+=(docker.io)
-command -v containerd >/dev/null 2>&1 || pkgs+=(containerd)
-command -v docker-init >/dev/null 2>&1 || pkgs+=(tini)
 if ! dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "install ok installed"; then
     pkgs+=(busybox-static)
 fi

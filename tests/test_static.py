@@ -582,3 +582,44 @@ def test_hostile_manifest(entry):
         assert r.ok, r.message
     else:
         assert not r.ok and r.error is ErrorClass.STATIC_RULE, (r.error, r.message)
+
+
+# --- no false positives on the candidate's own names ----------------------------------
+@pytest.mark.parametrize("top,body", [
+    ("", "return _ext.softmax(x)"),
+    ("", "return self.ext.matmul(x, x)"),
+    ("import functools\n\n@functools.lru_cache(None)\ndef _load():\n    return load_inline(name='m', "
+     "cpp_sources='', cuda_sources=cuda_source, functions=['tanh'])\n", "return _load().tanh(x)"),
+    ("", "return self.relu(_ext.run(x))"),
+    ("", "sizes = [3, 1, 2]\nsizes.sort()\nreturn _ext.run(x)"),
+])
+def test_own_functions_named_like_torch_ops_pass(top, body):
+    code = make(body, top=top, init="self.ext = _ext")
+    code += "\n    def relu(self, y):\n        return _ext.run(y)\n"
+    r = screen(code, TASK)
+    assert r.ok, r.message
+
+
+def test_fstring_cuda_source_is_scanned():
+    top = 'N = 4\nSRC = f"""\n__global__ void g(float* y) {{ y[0] = {N}; }}\nvoid h() {{ cublasCreate(0); }}\n"""'
+    assert_rejects(make(top=top), "cublas-cudnn")
+
+
+def test_unused_reference_model_with_super_call_passes():
+    top = ("class Model(nn.Module):\n    def __init__(self):\n        super(Model, self).__init__()\n\n"
+           "    def forward(self, x):\n        return torch.tanh(x)\n")
+    r = screen(make(top=top), TASK)
+    assert r.ok, r.message
+
+
+def test_aliased_imports_are_resolved():
+    top = "from torch.nn import functional as Fn\nfrom torch import tanh as th\nact = Fn.silu"
+    for body in ["return Fn.relu(x)", "return th(x)", "return act(x)"]:
+        assert_rejects(make(body, top=top), "torch-compute")
+
+
+def test_main_guard_test_code_is_ignored():
+    code = make() + ("\n\nif __name__ == '__main__':\n    torch.manual_seed(0)\n    x = torch.randn(4, 4)\n"
+                     "    print(torch.allclose(ModelNew()(x), torch.tanh(x)))\n")
+    r = screen(code, TASK)
+    assert r.ok and r.warnings == [], (r.message, r.warnings)

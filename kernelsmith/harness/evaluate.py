@@ -87,9 +87,11 @@ class Evaluation:
         t0 = _perf()
         torch.backends.cuda.matmul.allow_tf32 = False  # the reference is true fp32
         torch.backends.cudnn.allow_tf32 = False
-        self.out["system"] = probe.system_info()
         if not torch.cuda.is_available():
             raise Stop("runtime_error", "sandbox", "no CUDA GPU is visible to the evaluator")
+        torch.empty(1, device=self.dev)  # creates the CUDA context
+        self.wall["cuda_init"] = _perf() - t0
+        self.out["system"] = probe.system_info(with_driver=False)
         self._load_task()
         self.wall["startup"] = _perf() - t0
         t1 = _perf()
@@ -162,7 +164,7 @@ class Evaluation:
         threads = self.snapshot.new_threads()
         if threads:
             raise Stop("rejected", "background_thread", f"while {when} the candidate left threads running: {threads[:3]}")
-        if integrity.reset_persisting_l2():
+        if integrity.reset_persisting_l2(self.snapshot.l2_limit):
             raise Stop("rejected", "tampering", f"while {when} the candidate set a persisting-L2 cache limit")
 
     def _call_candidate(self, inputs: list):
@@ -210,7 +212,7 @@ class Evaluation:
     def _time(self) -> None:
         cfg = timing.TimingConfig(**self.args.get("timing", {}))
         flush = timing.L2Flusher(self.dev)
-        integrity.reset_persisting_l2()
+        integrity.reset_persisting_l2(self.snapshot.l2_limit)
         bases = [_fresh_inputs(self.task, self.dev) for _ in range(cfg.input_sets)]
         gen = torch.Generator(device=self.dev)
         gen.manual_seed(secrets.randbits(62))

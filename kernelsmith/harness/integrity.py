@@ -66,6 +66,7 @@ def _read(table: dict) -> dict:
 
 class Snapshot:
     def __init__(self) -> None:
+        self.l2_limit = disable_persisting_l2()  # harness policy: no persisting L2 for anyone
         self.objects = _read(WATCHED)
         self.flags = _read(FLAGS)
         self.threads = {t.ident for t in threading.enumerate()}
@@ -81,16 +82,32 @@ class Snapshot:
         return [t.name for t in threading.enumerate() if t.ident not in self.threads and t.is_alive()]
 
 
-def reset_persisting_l2() -> bool:
-    """Zero the persisting-L2 limit; True if the candidate had set one."""
+PERSISTING_L2 = 0x06  # cudaLimitPersistingL2CacheSize
+
+
+def disable_persisting_l2() -> int:
+    """Set the persisting-L2 carve-out to zero (drivers may default to a non-zero one), so
+    no access-policy window can keep data in L2 across the flush. Returns the limit the
+    driver then reports (its minimum)."""
+    try:
+        import cupy
+
+        cupy.cuda.runtime.deviceSetLimit(PERSISTING_L2, 0)
+        return int(cupy.cuda.runtime.deviceGetLimit(PERSISTING_L2))
+    except Exception:  # noqa: BLE001 - best effort where CuPy's runtime API is missing
+        return 0
+
+
+def reset_persisting_l2(baseline: int) -> bool:
+    """Put the persisting-L2 limit back to `baseline`; True if someone had raised it."""
     try:
         import cupy
 
         rt = cupy.cuda.runtime
-        limit = 0x06  # cudaLimitPersistingL2CacheSize
-        was = rt.deviceGetLimit(limit)
-        if was:
-            rt.deviceSetLimit(limit, 0)
-        return bool(was)
-    except Exception:  # noqa: BLE001 - best effort where CuPy's runtime API is missing
+        now = int(rt.deviceGetLimit(PERSISTING_L2))
+        if now > baseline:
+            rt.deviceSetLimit(PERSISTING_L2, 0)
+            return True
+        return False
+    except Exception:  # noqa: BLE001
         return False

@@ -242,7 +242,8 @@ def _kill_live() -> None:
 
 
 def remove_stale(client=None) -> int:
-    """Remove our containers left behind by processes of this host that are gone."""
+    """Remove our containers (and their directories) left behind by processes of this
+    host that are gone, e.g. killed before they could close their servers."""
     own = client is None
     client = client or _client()
     removed = 0
@@ -266,7 +267,10 @@ def remove_stale(client=None) -> int:
                 c.remove(force=True)
                 removed += 1
             except Exception:
-                pass
+                continue
+            for path in labels.get("kernelsmith.dirs", "").split(":"):
+                if os.path.basename(path).startswith("ks-") and os.path.isabs(path):
+                    shutil.rmtree(path, ignore_errors=True)
     finally:
         if own:
             client.close()
@@ -426,7 +430,7 @@ class DockerSandbox:
             detach=True,
             name=f"ks-{spec.role}-{tag}",
             labels={LABEL: spec.role, "kernelsmith.host": socket.gethostname(),
-                    "kernelsmith.pid": str(os.getpid())},
+                    "kernelsmith.pid": str(os.getpid()), "kernelsmith.dirs": f"{root}:{ipc}"},
             environment=container_env,
             working_dir=root,
             user=self.user,

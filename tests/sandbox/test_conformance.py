@@ -165,6 +165,23 @@ def test_timeout_kills_every_process(harness):
     harness.assert_healthy()
 
 
+@pytest.mark.xfail(strict=False, reason="the fork server kills a job's process group only: a daemon "
+                   "that double-forks and calls setsid() outlives its job (see the report: "
+                   "PR_SET_CHILD_SUBREAPER in harness/server.py)")
+def test_daemon_escaping_the_group_is_killed(harness):
+    out = harness.run("escape_daemon")
+    assert out.status == "ok", out
+    daemon = out.result["returned"]
+
+    def survivors():
+        return harness.run("check_pids", {"pids": [daemon]}).result["returned"]
+
+    left = _wait_gone(survivors, 3.0)
+    if left:
+        harness.run("kill_pids", {"pids": left})  # do not leave it running
+    assert left == [], f"pid {daemon} outlived its job"
+
+
 # (e) -------------------------------------------------------------------------------
 
 
@@ -270,9 +287,16 @@ def test_rlimits_enforced_and_close(harness):
     assert got["big_size"] == harness.small_limits.fsize_mb << 20
     assert got["nofile"] == "EMFILE", got
 
-    # close() while a job runs: the job is reported lost, the server and its files go.
+    # close() while a job runs: the job is reported lost, it and the server and their
+    # files go.
+    survived = False
     fut = harness.submit("sleep", timeout=120, server=server)
-    time.sleep(0.5)
+    pid_file = os.path.join(fut.scratch, "pid")
+    deadline = time.monotonic() + 10
+    while not os.path.exists(pid_file) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with open(pid_file) as f:
+        job_pid = int(f.read())
     server.close()
     assert fut.result(timeout=15).status == "lost"
     assert not server.alive()
@@ -280,9 +304,22 @@ def test_rlimits_enforced_and_close(harness):
     if harness.kind == "docker":
         import docker
 
-        with pytest.raises(docker.errors.NotFound):
+        with pytest.raises(docker.errors.NotFound):  # and every process in it with it
             harness.sandbox.client().containers.get(server.container.id)
+    else:
+        def job_alive():
+            try:
+                return psutil.Process(job_pid).status() != psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return False
+
+        survived = bool(_wait_gone(job_alive, 3.0))
+        if survived:
+            psutil.Process(job_pid).kill()  # do not leave it running
     late = server.submit("script", {"path": "/nonexistent"}, timeout=5)
     assert late.result(timeout=5).status == "lost"
     shutil.rmtree(server._scratch_root, ignore_errors=True)  # the process sandbox made it again
     harness.assert_healthy()  # the module's own server is unaffected
+    if harness.kind == "process" and survived:
+        pytest.xfail("LocalSandbox.close() SIGKILLs the server before it can kill its jobs: a job "
+                     "in flight (its own session) outlived close() (see the report)")
