@@ -27,7 +27,6 @@ command -v docker >/dev/null 2>&1 || die "no docker client on PATH"
 docker info >/dev/null 2>&1 || die "the Docker engine does not answer (run .ci/docker.sh)"
 
 BUSYBOX=""
-
 for cand in /bin/busybox /usr/bin/busybox /usr/local/bin/busybox; do
     if [ -x "$cand" ] && ! ldd "$cand" >/dev/null 2>&1; then  # ldd fails: static
         BUSYBOX=$cand

@@ -21,9 +21,11 @@ def compile_result(out: JobOutcome) -> CompileResult:
         return CompileResult(ok=False, seconds=out.seconds, error=ErrorClass.COMPILE_TIMEOUT,
                              message="the compile ran past its time limit and was killed")
     if out.status != "ok" or not isinstance(out.result, dict):
-        detail = out.result if isinstance(out.result, str) else out.output
+        detail = (out.result if isinstance(out.result, str) else out.output) or ""
+        last = detail.strip().splitlines()[-1] if detail.strip() else ""
         return CompileResult(ok=False, seconds=out.seconds, error=ErrorClass.CRASH,
-                             message=f"the compile job {out.status} (exit {out.exit})", log=(detail or "")[-2000:])
+                             message=f"the compile job {out.status} (exit {out.exit}): {last[:300]}",
+                             log=detail[-2000:])
     r = out.result
     if r.get("ok"):
         return CompileResult(ok=True, seconds=r.get("seconds", out.seconds), backend=r.get("backend", ""),

@@ -25,6 +25,7 @@ from kernelsmith.evaluate.cache import JsonCache, key
 from kernelsmith.evaluate.convert import compile_result, from_job
 from kernelsmith.results import CompileResult, ErrorClass, EvalResult, SystemInfo, Verdict
 from kernelsmith.sandbox.base import JobOutcome, ServerSpec
+from kernelsmith.sandbox.local import world_readable
 from kernelsmith.task import Task
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ class Evaluator:
         self.sandbox = sandbox or sandboxes.select(self.config.sandbox)
         root = Path(self.config.cache_dir)
         self.root = root
+        if getattr(self.sandbox, "drop_privileges", False) and root.exists() and not world_readable(str(root)):
+            raise RuntimeError(f"sandboxed jobs run as nobody and cannot reach the cache {root}: set "
+                               "KERNELSMITH_HOME to a directory every user can traverse (e.g. /tmp/ks)")
         for sub in ("candidates", "tasks", "build"):
             (root / sub).mkdir(parents=True, exist_ok=True)
             (root / sub).chmod(0o755)  # sandboxed jobs may run as nobody: they must read these

@@ -6,6 +6,8 @@ the fork servers start once.
 
 from __future__ import annotations
 
+import tempfile
+
 import json
 import shutil
 import subprocess
@@ -38,7 +40,7 @@ def evaluator(tmp_path_factory):
     from kernelsmith.evaluate.evaluator import Evaluator
     from kernelsmith.sandbox.local import LocalSandbox
 
-    cache = tmp_path_factory.mktemp("ks-cache")
+    cache = Path(tempfile.mkdtemp(prefix="ks-gpu-test-", dir="/tmp"))  # jobs may run as nobody
     cache.chmod(0o755)
     cfg = EvalConfig(cache_dir=cache, use_cache=False, timing={"max_seconds": 2.0}, eval_timeout=90,
                      compile_timeout=300)

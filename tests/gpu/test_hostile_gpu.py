@@ -4,6 +4,9 @@ one is judged correct."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from kernelsmith.config import EvalConfig
@@ -18,7 +21,7 @@ ENTRIES = load_manifest(HOSTILE / "manifest.json") if (HOSTILE / "manifest.json"
 
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("ks-hostile")
+    cache = Path(tempfile.mkdtemp(prefix="ks-hostile-", dir="/tmp"))  # jobs may run as nobody
     cache.chmod(0o755)
     cfg = EvalConfig(cache_dir=cache, use_cache=False, timing={"max_seconds": 0.5}, eval_timeout=25,
                      compile_timeout=150, compile_baseline=False)
