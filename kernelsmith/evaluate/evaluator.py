@@ -45,6 +45,9 @@ class Evaluator:
         if getattr(self.sandbox, "drop_privileges", False) and root.exists() and not world_readable(str(root)):
             raise RuntimeError(f"sandboxed jobs run as nobody and cannot reach the cache {root}: set "
                                "KERNELSMITH_HOME to a directory every user can traverse (e.g. /tmp/ks)")
+        if hasattr(self.sandbox, "add_mount"):  # Docker: the jobs read and build in the cache
+            root.mkdir(parents=True, exist_ok=True)
+            self.sandbox.add_mount(str(root), "rw")
         for sub in ("candidates", "tasks", "build"):
             (root / sub).mkdir(parents=True, exist_ok=True)
             (root / sub).chmod(0o755)  # sandboxed jobs may run as nobody: they must read these

@@ -70,8 +70,11 @@ def _poison(like) -> None:
 
 
 def _fresh_inputs(task, dev) -> list:
+    """The task's own get_inputs(), under a secret seed, with the GPU as default device
+    (CPU random generation of large inputs costs more than the whole check)."""
     torch.manual_seed(secrets.randbits(62))
-    return _to(dev, list(task.get_inputs()))
+    with torch.device(dev):
+        return _to(dev, list(task.get_inputs()))
 
 
 class Evaluation:
@@ -262,7 +265,9 @@ class Evaluation:
         gap_r = timing.median_ci([h - e for h, e in zip(r.host_ms, r.event_ms)])[0]
         res["host_gap_ms"] = {"candidate": gap_c, "reference": gap_r}
         self.out["timing"] = res
-        if gap_c - gap_r > max(0.05, 0.25 * tc["median_ms"]):
+        # Work the events do not see (side streams, late threads) shows up as host time past
+        # the end event; flag it when it is at least as large as the work they do see.
+        if gap_c - gap_r > max(0.1, tc["median_ms"]):
             raise Stop("rejected", "unaccounted_work",
                        f"work continues {gap_c - gap_r:.3f} ms after the timed stream finishes "
                        "(side streams or background work the timer does not see)")

@@ -178,6 +178,37 @@ def _response(child: Child) -> dict:
     return resp
 
 
+def _become_subreaper() -> None:
+    """Orphans of jobs (a daemon that double-forked out of its job's process group) are
+    re-parented to this server instead of init, so it can find and kill them."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except Exception:
+        pass
+
+
+def _kill_orphans(children: dict) -> None:
+    """Kill and reap every child of ours that is not a job: it escaped its job's group."""
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in children:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == me:
+            pid = int(entry)
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, PermissionError, ChildProcessError):
+                pass
+
+
 def _kill_group(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
@@ -186,6 +217,7 @@ def _kill_group(pid: int) -> None:
 
 
 def serve(sock_path: str) -> None:
+    _become_subreaper()
     _preimport()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(sock_path)
@@ -201,6 +233,7 @@ def serve(sock_path: str) -> None:
     inbuf = bytearray()
     outbuf = bytearray()
     closing = False
+    next_sweep = 0.0
     while not closing or children:
         for key, _ in sel.select(timeout=0.02):
             if key.data == "conn":
@@ -232,6 +265,9 @@ def serve(sock_path: str) -> None:
                     sel.unregister(ch.rfd)
                     os.close(ch.rfd)
         now = time.monotonic()
+        if now >= next_sweep:
+            _kill_orphans(children)
+            next_sweep = now + 0.5
         for pid, ch in list(children.items()):
             if ch.status is None:
                 done, st = os.waitpid(pid, os.WNOHANG)

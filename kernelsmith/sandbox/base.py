@@ -145,7 +145,12 @@ class SocketServer:
         rid = f"{next(self._ids)}-{uuid.uuid4().hex[:8]}"
         scratch = scratch or os.path.join(self._scratch_root, rid)
         os.makedirs(os.path.join(scratch, "tmp"), exist_ok=True)
-        env = dict(self._env, HOME=self._map(scratch), TMPDIR=self._map(os.path.join(scratch, "tmp")))
+        home, tmp = self._map(scratch), self._map(os.path.join(scratch, "tmp"))
+        # Libraries read their cache locations when imported (in the server, as its user):
+        # point each at the job's own scratch so nothing is shared between candidates.
+        env = dict(self._env, HOME=home, TMPDIR=tmp, CUPY_CACHE_DIR=os.path.join(home, ".cupy"),
+                   TORCH_EXTENSIONS_DIR=os.path.join(tmp, "torch_extensions"),
+                   TRITON_CACHE_DIR=os.path.join(tmp, "triton"), TORCHINDUCTOR_CACHE_DIR=os.path.join(tmp, "inductor"))
         req = {
             "id": rid, "job": job, "args": args, "timeout": timeout,
             "scratch": self._map(scratch), "env": env, "limits": self._limits.rlimits(),
@@ -190,6 +195,12 @@ class SocketServer:
 
     def close(self) -> None:
         try:
+            # shutdown, not only close: the reader thread blocked in recv() keeps the socket
+            # open, so close() alone would send the server no EOF.
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self._sock.close()
         finally:
             self._kill()

@@ -85,6 +85,12 @@ class LocalSandbox:
         log.close()
 
         def kill() -> None:
+            # Called after the client closed the socket: the server then kills its jobs
+            # (each in its own session, out of reach of killpg below) and exits.
+            try:
+                proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                pass
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -97,7 +103,10 @@ class LocalSandbox:
             return SocketServer(sock, self.name, root, env, self.limits, lambda: proc.poll() is None,
                                 kill, drop_privileges=self.drop_privileges)
         except RuntimeError as exc:
-            with open(os.path.join(ipc, "server.log"), "rb") as f:
-                detail = f.read()[-2000:].decode("utf-8", "replace")
+            try:
+                with open(os.path.join(ipc, "server.log"), "rb") as f:
+                    detail = f.read()[-2000:].decode("utf-8", "replace")
+            except OSError:
+                detail = ""
             kill()
             raise RuntimeError(f"{exc}: {detail}") from None
