@@ -42,7 +42,7 @@ def evaluator(tmp_path_factory):
 
     cache = Path(tempfile.mkdtemp(prefix="ks-gpu-test-", dir="/tmp"))  # jobs may run as nobody
     cache.chmod(0o755)
-    cfg = EvalConfig(cache_dir=cache, use_cache=False, timing={"max_seconds": 2.0}, eval_timeout=90,
+    cfg = EvalConfig(cache_dir=cache, use_cache=False, timing={"max_seconds": 1.5}, eval_timeout=90,
                      compile_timeout=300)
     ev = Evaluator(cfg, sandbox=LocalSandbox())
     yield ev

@@ -23,7 +23,7 @@ ENTRIES = load_manifest(HOSTILE / "manifest.json") if (HOSTILE / "manifest.json"
 def outcomes(tmp_path_factory):
     cache = Path(tempfile.mkdtemp(prefix="ks-hostile-", dir="/tmp"))  # jobs may run as nobody
     cache.chmod(0o755)
-    cfg = EvalConfig(cache_dir=cache, use_cache=False, timing={"max_seconds": 0.5}, eval_timeout=20,
+    cfg = EvalConfig(cache_dir=cache, use_cache=False, timing={"max_seconds": 0.3}, eval_timeout=20,
                      compile_timeout=100, compile_baseline=False)
     task = Task.load(HOSTILE / "task.py")
     good = (HOSTILE / "good_cupy.py").read_text()
