@@ -148,7 +148,10 @@ class SocketServer:
         home, tmp = self._map(scratch), self._map(os.path.join(scratch, "tmp"))
         # Libraries read their cache locations when imported (in the server, as its user):
         # point each at the job's own scratch so nothing is shared between candidates.
+        # CuPy builds its disk cache when the server imports it, so only the in-memory
+        # cache keeps one candidate's kernels out of the next one's reach.
         env = dict(self._env, HOME=home, TMPDIR=tmp, CUPY_CACHE_DIR=os.path.join(home, ".cupy"),
+                   CUPY_CACHE_IN_MEMORY="1",
                    TORCH_EXTENSIONS_DIR=os.path.join(tmp, "torch_extensions"),
                    TRITON_CACHE_DIR=os.path.join(tmp, "triton"), TORCHINDUCTOR_CACHE_DIR=os.path.join(tmp, "inductor"))
         req = {
