@@ -108,8 +108,9 @@ class SocketServer:
 
     def __init__(self, sock_path: str, sandbox: str, scratch_root: str, env: dict[str, str],
                  limits: Limits, proc_alive, kill, drop_privileges: bool = False,
-                 path_map=lambda p: p, connect_timeout: float = 120.0):
+                 path_map=lambda p: p, connect_timeout: float = 120.0, pid: int | None = None):
         self.sandbox = sandbox
+        self.pid = pid  # the host process that runs the server (process sandbox only)
         self._scratch_root = scratch_root
         self._env = env
         self._limits = limits

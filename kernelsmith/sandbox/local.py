@@ -21,12 +21,18 @@ from kernelsmith.sandbox.base import Limits, ServerSpec, SocketServer, child_env
 
 @functools.lru_cache(maxsize=1)
 def netns_prefix() -> tuple[str, ...]:
-    """The command prefix that gives a process no network, or () where none works."""
+    """The command prefix that isolates the fork server, or () where none works.
+
+    New network namespace (no network), new PID namespace with its own /proc (jobs cannot
+    see, signal or read the environment of the orchestrator or any other process), new
+    mount namespace (for that /proc). As root directly, otherwise through an
+    unprivileged user namespace. Falls back to the network namespace alone."""
     unshare = shutil.which("unshare")
     if not unshare:
         return ()
-    candidates = [(unshare, "--net")] if os.geteuid() == 0 else []
-    candidates.append((unshare, "--map-root-user", "--net"))
+    pid = ("--pid", "--fork", "--mount-proc")
+    candidates = [(unshare, "--net", *pid), (unshare, "--net")] if os.geteuid() == 0 else []
+    candidates += [(unshare, "--map-root-user", "--net", *pid), (unshare, "--map-root-user", "--net")]
     for prefix in candidates:
         try:
             ok = subprocess.run([*prefix, "true"], capture_output=True, timeout=10).returncode == 0
@@ -65,7 +71,10 @@ class LocalSandbox:
         self.scratch_root = scratch_root
 
     def describe(self) -> str:
-        net = "no network (netns)" if self.network_isolation and netns_prefix() else "network NOT isolated"
+        prefix = netns_prefix() if self.network_isolation else ()
+        net = "no network (netns)" if prefix else "network NOT isolated"
+        if "--pid" in prefix:
+            net += ", own PID namespace and /proc"
         user = "jobs run as nobody" if self.drop_privileges else "jobs run as the current user"
         return f"process sandbox: {net}; {user}; rlimits on processes, files, file size, CPU time"
 
@@ -101,7 +110,7 @@ class LocalSandbox:
 
         try:
             return SocketServer(sock, self.name, root, env, self.limits, lambda: proc.poll() is None,
-                                kill, drop_privileges=self.drop_privileges)
+                                kill, drop_privileges=self.drop_privileges, pid=proc.pid)
         except RuntimeError as exc:
             try:
                 with open(os.path.join(ipc, "server.log"), "rb") as f:
