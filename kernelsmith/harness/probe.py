@@ -49,10 +49,10 @@ def measure_ceilings() -> dict:
 
     dev = torch.device("cuda")
     n = 1 << 30  # 1 GiB each way: far past the L2
-    src = torch.randint(0, 255, (n,), dtype=torch.uint8, device=dev)
-    dst = torch.empty_like(src)
-    bw = _best_rate(lambda: dst.copy_(src), 2.0 * n)
-    del src, dst
+    bufs = [torch.randint(0, 255, (n,), dtype=torch.uint8, device=dev)]
+    bufs.append(torch.empty_like(bufs[0]))
+    bw = _best_rate(lambda: bufs[1].copy_(bufs[0]), 2.0 * n)
+    bufs.clear()
     m = 8192
     a = torch.randn(m, m, device=dev, dtype=torch.bfloat16)
     b = torch.randn(m, m, device=dev, dtype=torch.bfloat16)
