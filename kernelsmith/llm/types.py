@@ -32,6 +32,7 @@ class Completion:
     call_id: str = ""  # provider's response id, or a replay reference
     finish_reason: str = ""
     replayed: bool = False  # came from a recorded session, not a live endpoint
+    price_known: bool = True  # False: the price table has no entry for the model, so cost_usd is 0
 
 
 @dataclass

@@ -53,6 +53,8 @@ HOST_PATH_ENV = ("PATH", "CUDA_HOME", "CUDA_PATH", "LD_LIBRARY_PATH")
 ALIVE_RECHECK_S = 0.5
 
 
+PACKAGE_MOUNT = "/opt/kernelsmith"  # where the kernelsmith package is mounted inside
+
 def _client(timeout: int = 60):
     import docker
 
@@ -346,7 +348,7 @@ class DockerSandbox:
         return self._image_env
 
     def _job_env(self, spec: ServerSpec, home: str) -> dict[str, str]:
-        env = child_env(spec, home=home, source_root=source_root())
+        env = child_env(spec, home=home, source_root=PACKAGE_MOUNT)
         if not self.host_mounts:
             # The image brings its own toolchain: host paths mean nothing inside.
             image_env = self._image_environment()
@@ -355,7 +357,7 @@ class DockerSandbox:
                 if key in image_env:
                     env[key] = image_env[key]
             if "PYTHONPATH" not in spec.extra_env:
-                env["PYTHONPATH"] = source_root()
+                env["PYTHONPATH"] = PACKAGE_MOUNT
             env.update({k: v for k, v in spec.extra_env.items()
                         if not any(m in k.upper() for m in SECRET_MARKERS)})
         if spec.gpu is not None and self.gpus and "CUDA_VISIBLE_DEVICES" not in spec.extra_env:
@@ -417,12 +419,15 @@ class DockerSandbox:
         binds: dict[str, str] = {}
         for path in self.host_mounts:
             binds[path] = "ro"
-        binds[source_root()] = "ro"
         binds.update(self.mounts)
         binds[root] = "rw"
         binds[ipc] = "rw"
         mounts = [Mount(target=p, source=p, type="bind", read_only=(mode == "ro"))
                   for p, mode in sorted(binds.items())]
+        # The package alone, at a fixed path: the checkout around it may be private (a
+        # 0700 clone), and nothing else in it belongs in the sandbox.
+        mounts.append(Mount(target=f"{PACKAGE_MOUNT}/kernelsmith", source=os.path.join(source_root(), "kernelsmith"),
+                            type="bind", read_only=True))
 
         memory = f"{self.limits.memory_mb}m"
         kwargs = dict(
