@@ -263,7 +263,14 @@ def _resolve_options(who: str, known: dict[str, Any], given: dict[str, Any]) -> 
     out = dict(known)
     for k, v in given.items():
         d = known[k]
-        if isinstance(v, str) and d is not None and not isinstance(d, str):
+        if isinstance(v, str) and isinstance(d, (list, tuple)):
+            kind = type(d[0]) if d else str
+            try:
+                v = type(d)(kind(x.strip()) for x in v.split(",") if x.strip())
+            except ValueError:
+                raise ValueError(f"strategy {who!r}: option {k}={v!r} is not a comma-separated list of "
+                                 f"{kind.__name__}") from None
+        elif isinstance(v, str) and d is not None and not isinstance(d, str):
             try:
                 if isinstance(d, bool):
                     if v.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):

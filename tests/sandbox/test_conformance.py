@@ -237,7 +237,12 @@ def test_writes_outside_scratch_fail(harness, shared_dir: str):
     if harness.kind == "process" and not harness.sandbox.drop_privileges:
         pytest.skip("the process sandbox does not drop privileges here (not root, or nobody "
                     "cannot read the Python installation): jobs may write what this user can")
-    src_probe = os.path.join(source_root(), "kernelsmith", "ks-probe")
+    if harness.kind == "docker":  # the package is mounted read-only at a fixed path
+        from kernelsmith.sandbox.docker import PACKAGE_MOUNT
+
+        src_probe = os.path.join(PACKAGE_MOUNT, "kernelsmith", "ks-probe")
+    else:
+        src_probe = os.path.join(source_root(), "kernelsmith", "ks-probe")
     shared_probe = os.path.join(shared_dir, "ks-probe")
     outside = ["/etc/ks-probe", "/usr/ks-probe", "/ks-probe", "/root/ks-probe", src_probe, shared_probe]
     inside = ["inside-scratch.txt", "tmp/inside-tmp.txt"]

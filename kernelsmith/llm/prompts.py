@@ -1,0 +1,226 @@
+"""Chat messages for kernel writing, built from parts that strategies compose.
+
+    messages = build_messages(task_section(task), gpu_section(probe),
+                              feedback_section(parent), reply_format_section(diff=False))
+
+The system prompt mirrors the static screen's rules (kernelsmith.evaluate.static) in short
+form, so a model is told up front what gets a candidate rejected.
+"""
+
+from __future__ import annotations
+
+from kernelsmith.results import EvalResult, Verdict
+from kernelsmith.search.types import Candidate
+from kernelsmith.task import Task
+
+SYSTEM_PROMPT = """\
+You are an expert CUDA performance engineer. You replace PyTorch reference modules with \
+custom CUDA kernels that are correct first and as fast as the GPU allows.
+
+A candidate is ONE self-contained Python file that defines `class ModelNew(nn.Module)` with \
+the same __init__ and forward signature as the reference `Model`, returning the same \
+outputs (same shapes, dtypes, device) as fresh tensors (never an input or a view of one). \
+Build kernels one of two ways:
+- torch.utils.cpp_extension.load_inline(name=..., cpp_sources=..., cuda_sources=..., \
+functions=[...]): keep includes minimal (torch/extension.h, ATen/cuda/CUDAContext.h, \
+cuda_runtime.h) to keep compile time low; launch on at::cuda::getCurrentCUDAStream().
+- cupy.RawKernel(src, name): launch inside `with cp.cuda.ExternalStream(\
+torch.cuda.current_stream().cuda_stream):` on arrays from cp.from_dlpack(tensor).
+
+Rules (a static screen and runtime checks reject violations):
+- Your own __global__ kernels do the work: no torch/cupy compute ops (matmul, conv, \
+softmax, reductions, activations, nn.functional, torch.compile), no cuBLAS/cuDNN/ATen \
+ops from C++. Allocation (torch.empty*), .contiguous(), .view/.reshape and shape queries \
+are fine; nn modules may hold weights, but pass .weight/.bias to your kernel.
+- No try/except or fallback paths; let errors surface.
+- Everything on torch's current stream from the calling thread: no other streams, \
+threads, processes, L2 persistence or device limits.
+- No file, environment, network or process access; no exec/eval/importlib/ctypes.
+- Do not touch torch settings, seeds, timers, builtins, sys.modules, gc, frames or the \
+reference Model.
+- Keep fp32 math for fp32 tasks (no tf32/half shortcuts): outputs must match within \
+atol=rtol=1e-4 (1e-2 for fp16/bf16 tasks) on several random inputs.
+- Read sizes from the tensors; handle any size the task's get_inputs() produces."""
+
+
+def system_prompt() -> str:
+    return SYSTEM_PROMPT
+
+
+def build_messages(*sections: str, system: str | None = None) -> list[dict[str, str]]:
+    """System prompt plus one user message of the non-empty sections."""
+    user = "\n\n".join(s.strip() for s in sections if s and s.strip())
+    return [{"role": "system", "content": system or SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def clip(text: str, limit: int, keep: str = "both") -> str:
+    """Shorten to about `limit` chars, keeping the head, the tail or both, with a marker."""
+    text = text or ""
+    if len(text) <= limit:
+        return text
+    cut = len(text) - limit
+    if keep == "head":
+        return text[:limit] + f"\n... [{cut} chars cut]"
+    if keep == "tail":
+        return f"[{cut} chars cut] ...\n" + text[-limit:]
+    half = limit // 2
+    return text[:half] + f"\n... [{cut} chars cut] ...\n" + text[-(limit - half):]
+
+
+def _fence(code: str, limit: int = 12000) -> str:
+    return f"```python\n{clip(code.rstrip(), limit)}\n```"
+
+
+def task_section(task: Task) -> str:
+    return (f"## Task `{task.name}`\nThe reference PyTorch module, with its inputs:\n{_fence(task.source, 20000)}\n"
+            "Write `ModelNew` computing the same thing with your own CUDA kernels, faster than PyTorch eager "
+            "and torch.compile.")
+
+
+def _num(x: float | None, unit: str, scale: float, digits: int = 1) -> str | None:
+    return None if not x else f"{x / scale:.{digits}f} {unit}"
+
+
+def gpu_section(gpu: dict | None) -> str:
+    """From the evaluator's probe: {"system": {"gpu", "compute_capability"}, "ceilings": {...}} (or flat)."""
+    if not gpu:
+        return ""
+    sysd = gpu.get("system") or gpu
+    ceil = gpu.get("ceilings") or gpu
+    name = sysd.get("gpu") or sysd.get("name") or "unknown GPU"
+    cc = sysd.get("compute_capability") or ""
+    head = f"{name}" + (f" (compute capability {cc}, sm_{cc.replace('.', '')})" if cc else "")
+    facts = [f"{ceil['sms']} SMs" if ceil.get("sms") else None,
+             _num(ceil.get("memory_bytes"), "GB memory", 1e9, 0),
+             _num(ceil.get("l2_bytes"), "MB L2", 1e6, 0),
+             (f"measured copy bandwidth {ceil['bandwidth'] / 1e12:.2f} TB/s" if ceil.get("bandwidth") else None),
+             (f"dense bf16 matmul {ceil['peak_flops'] / 1e12:.0f} TFLOP/s (fp32 CUDA cores are far slower)"
+              if ceil.get("peak_flops") else None)]
+    facts = [f for f in facts if f]
+    return f"## GPU\n{head}" + (": " + ", ".join(facts) + "." if facts else ".")
+
+
+def _ms(x: float | None) -> str:
+    return "?" if x is None else f"{x:.4g} ms"
+
+
+def _compile_log(log: str, limit: int = 3000) -> str:
+    """The error lines of a compiler log with a little context, else its tail."""
+    lines = (log or "").splitlines()
+    hits = [i for i, ln in enumerate(lines) if "error" in ln.lower()]
+    if not hits:
+        return clip(log or "", limit, "tail")
+    keep: list[int] = []
+    for i in hits[:12]:
+        keep += [j for j in range(max(0, i - 1), min(len(lines), i + 3)) if j not in keep]
+    return clip("\n".join(lines[j] for j in sorted(keep)), limit, "head")
+
+
+def result_summary(r: EvalResult) -> str:
+    """What happened to a candidate, in the terms a model can act on."""
+    v = r.verdict
+    out = [f"Verdict: {v.value}" + (f" ({r.error.value})" if r.error.value != "none" else "")]
+    if r.static and not r.static.ok:
+        out.append("Static screen rejected it:\n" + clip(r.static.message, 2500))
+    elif r.compile and not r.compile.ok:
+        out.append(f"Compilation failed ({r.compile.backend or 'build'}): {r.compile.message}".rstrip(": "))
+        if r.compile.log:
+            out.append("Compiler output:\n```\n" + _compile_log(r.compile.log) + "\n```")
+    elif v is Verdict.INCORRECT and r.check:
+        c = r.check
+        out.append(f"Wrong output on {c.trials - c.trials_passed} of {c.trials} trials" if c.trials else "Wrong output")
+        if c.detail or c.message:
+            out.append(clip(c.detail or c.message, 1500))
+        errs = [f"max abs error {c.max_abs_error:.3g}" if c.max_abs_error is not None else "",
+                f"relative error {c.rel_error:.3g}" if c.rel_error is not None else "",
+                f"tolerance atol={c.atol:g} rtol={c.rtol:g}" if c.atol or c.rtol else ""]
+        if any(errs):
+            out.append(", ".join(e for e in errs if e) + ".")
+    elif v is not Verdict.CORRECT:
+        msg = r.message or (r.check.message if r.check else "")
+        if msg:
+            out.append(clip(msg, 2000))
+        if r.output.strip():
+            out.append("Output tail:\n```\n" + clip(r.output.strip(), 1500, "tail") + "\n```")
+    if v is Verdict.CORRECT and r.timing:
+        t = r.timing
+        cand = t.candidate.median_ms if t.candidate else None
+        line = f"Correct. Runtime {_ms(cand)}"
+        if t.eager:
+            line += f"; PyTorch eager {_ms(t.eager.median_ms)}"
+        if t.speedup_eager is not None:
+            ci = f" (95% CI {t.speedup_eager_ci[0]:.2f}-{t.speedup_eager_ci[1]:.2f})" if t.speedup_eager_ci else ""
+            line += f"; speedup vs eager {t.speedup_eager:.2f}x{ci}"
+        if t.speedup_compile is not None:
+            line += f"; vs torch.compile {t.speedup_compile:.2f}x ({_ms(t.compiled_ms)})"
+        out.append(line + ".")
+        b = t.bound
+        if b and b.fraction is not None:
+            kind = "memory" if b.bandwidth and b.peak_flops and b.bytes / b.bandwidth >= b.flops / b.peak_flops \
+                else "compute"
+            out.append(f"It reaches {b.fraction:.0%} of the physical floor ({_ms(b.floor_ms)}, {kind}-bound: "
+                       f"{b.bytes / 1e6:.3g} MB moved, {b.flops / 1e9:.3g} GFLOP).")
+    warns = (r.static.warnings if r.static else []) + list(r.warnings)
+    if warns:
+        out.append("Warnings:\n" + "\n".join("- " + clip(w, 400) for w in warns[:4]))
+    return "\n".join(out)
+
+
+def feedback_section(candidate: Candidate, include_code: bool = True, title: str = "Your previous attempt") -> str:
+    parts = [f"## {title}"]
+    if include_code and candidate.code:
+        parts.append(_fence(candidate.code))
+    if candidate.format_error:
+        parts.append(f"Format error: {candidate.format_error}")
+    elif candidate.result is None:
+        parts.append("Not evaluated.")
+    else:
+        parts.append(result_summary(candidate.result))
+    return "\n".join(parts)
+
+
+def _score(c: Candidate) -> tuple:
+    r = c.result
+    if r is not None and r.correct and r.speedup is not None:
+        return (2, r.speedup)
+    return (1 if r is not None and r.verdict is Verdict.INCORRECT else 0, 0.0)
+
+
+def history_section(cands: list[Candidate], max_items: int = 4, code_chars: int = 6000) -> str:
+    """Earlier kernels, best first, with what they measured: learn from what worked and what did not."""
+    seen, items = set(), []
+    for c in sorted(cands, key=_score, reverse=True):
+        if c.code and c.code not in seen:
+            seen.add(c.code)
+            items.append(c)
+    if not items:
+        return ""
+    parts = ["## Earlier kernels for this task (best first)"]
+    for k, c in enumerate(items[:max_items], 1):
+        r = c.result
+        if c.format_error:
+            label = "format error"
+        elif r is None:
+            label = "not evaluated"
+        elif r.correct and r.speedup is not None:
+            t = r.timing
+            label = f"correct, {r.speedup:.2f}x vs eager ({_ms(t.candidate.median_ms if t and t.candidate else None)})"
+            if t and t.bound and t.bound.fraction is not None:
+                label += f", {t.bound.fraction:.0%} of the floor"
+        else:
+            label = r.verdict.value + (f" ({r.error.value})" if r.error.value != "none" else "")
+        parts.append(f"### Kernel {k}: {label}\n{_fence(c.code, code_chars)}")
+    return "\n".join(parts)
+
+
+def reply_format_section(diff: bool = False) -> str:
+    if diff:
+        return ("## Reply format\nFirst a short plan (a few sentences). Then edit the current code with one or more "
+                "blocks of exactly this form:\n"
+                "<<<<<<< SEARCH\n(lines copied verbatim from the current code)\n=======\n(the new lines)\n"
+                ">>>>>>> REPLACE\n"
+                "Each SEARCH part must match the current code exactly, including indentation; keep SEARCH parts "
+                "short but unique. For a rewrite, reply instead with the complete file in one ```python block.")
+    return ("## Reply format\nFirst a short plan (a few sentences). Then the complete candidate file in ONE "
+            "```python block: imports, CUDA source strings, the kernel build (load_inline or cupy.RawKernel) and "
+            "`class ModelNew`. No other code blocks, no placeholders, nothing left out.")

@@ -1,0 +1,78 @@
+"""The prompts of every strategy, assembled from the shared sections in kernelsmith.llm.prompts.
+
+Strategies differ only in what they show (a parent with its feedback, a history of kernels
+with their speedups, inspirations) and what they ask; the wording of the task, the GPU,
+the feedback and the reply format lives in one place for all of them.
+"""
+
+from __future__ import annotations
+
+from kernelsmith.search.types import Candidate
+
+
+def _p():
+    from kernelsmith.llm import prompts  # imported late: the llm layer imports search types
+
+    return prompts
+
+
+def _messages(*sections: str) -> list[dict[str, str]]:
+    return _p().build_messages(*sections)
+
+
+def _head(task, ctx) -> list[str]:
+    p = _p()
+    return [p.task_section(task), p.gpu_section(ctx.gpu)]
+
+
+def _reply(mode: str) -> str:
+    return _p().reply_format_section(diff=mode == "diff")
+
+
+def fresh(task, ctx) -> list[dict[str, str]]:
+    """Write a kernel for the task from scratch."""
+    return _messages(*_head(task, ctx), _reply("full"))
+
+
+def improve(task, ctx, parent: Candidate, last: Candidate | None = None, mode: str = "full") -> list[dict[str, str]]:
+    """Refinement: the current kernel with its feedback (compile log, mismatch, speedup and
+    fraction of the floor), plus the latest attempt when it did worse; asks for a better one."""
+    p = _p()
+    parts = _head(task, ctx)
+    parts.append(p.feedback_section(parent, title="Your current kernel" if parent.code
+                                    else "Your previous reply could not be used"))
+    if last is not None:
+        parts.append(p.feedback_section(last, title="Your latest attempt, derived from it, did worse"))
+    parts.append("## What to do\nFind what limits the current kernel (the feedback above says where it stands), "
+                 "fix any error first, then write an improved, faster version that stays correct."
+                 + (" Start from the current kernel and avoid what went wrong in the latest attempt."
+                    if last is not None else ""))
+    parts.append(_reply(mode))
+    return _messages(*parts)
+
+
+def contrastive(task, ctx, history: list[Candidate]) -> list[dict[str, str]]:
+    """Several kernels with their measured speedups: analyse, then beat them all."""
+    p = _p()
+    parts = _head(task, ctx)
+    parts.append(p.history_section(history, max_items=len(history)))
+    parts.append("## What to do\nFirst, analyse the kernels above: compare the faster ones with the slower ones "
+                 "and say which techniques make them faster and why (memory access, parallelism, fusion, "
+                 "arithmetic), and why the failed ones failed. Then, using that analysis, write a new kernel "
+                 "that is correct and faster than all of them.")
+    parts.append(_reply("full"))
+    return _messages(*parts)
+
+
+def evolve(task, ctx, parent: Candidate, inspirations: list[Candidate], mode: str = "diff") -> list[dict[str, str]]:
+    """Mutate the parent (edits or a rewrite), with other elites as inspiration."""
+    p = _p()
+    parts = _head(task, ctx)
+    parts.append(p.feedback_section(parent, title="The kernel to improve"))
+    if inspirations:
+        parts.append(p.history_section(inspirations, max_items=len(inspirations)))
+    how = "edit it with SEARCH/REPLACE blocks" if mode == "diff" else "rewrite it in full"
+    parts.append(f"## What to do\nImprove the kernel to improve: {how}. Borrow ideas from the earlier kernels "
+                 "where they help; keep it correct and make it faster.")
+    parts.append(_reply(mode))
+    return _messages(*parts)
