@@ -9,9 +9,13 @@ form, so a model is told up front what gets a candidate rejected.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kernelsmith.results import EvalResult, Verdict
-from kernelsmith.search.types import Candidate
-from kernelsmith.task import Task
+
+if TYPE_CHECKING:  # only for annotations: kernelsmith.search imports this layer
+    from kernelsmith.search.types import Candidate
+    from kernelsmith.task import Task
 
 SYSTEM_PROMPT = """\
 You are an expert CUDA performance engineer. You replace PyTorch reference modules with \
@@ -145,7 +149,7 @@ def result_summary(r: EvalResult) -> str:
     if v is Verdict.CORRECT and r.timing:
         t = r.timing
         cand = t.candidate.median_ms if t.candidate else None
-        line = f"Correct. Runtime {_ms(cand)}"
+        line = f"Runtime {_ms(cand)}"
         if t.eager:
             line += f"; PyTorch eager {_ms(t.eager.median_ms)}"
         if t.speedup_eager is not None:
@@ -158,8 +162,8 @@ def result_summary(r: EvalResult) -> str:
         if b and b.fraction is not None:
             kind = "memory" if b.bandwidth and b.peak_flops and b.bytes / b.bandwidth >= b.flops / b.peak_flops \
                 else "compute"
-            out.append(f"It reaches {b.fraction:.0%} of the physical floor ({_ms(b.floor_ms)}, {kind}-bound: "
-                       f"{b.bytes / 1e6:.3g} MB moved, {b.flops / 1e9:.3g} GFLOP).")
+            out.append(f"It reaches {b.fraction:.0%} of the physical floor (100% = the hardware limit; floor "
+                       f"{_ms(b.floor_ms)}, {kind}-bound: {b.bytes / 1e6:.3g} MB moved, {b.flops / 1e9:.3g} GFLOP).")
     warns = (r.static.warnings if r.static else []) + list(r.warnings)
     if warns:
         out.append("Warnings:\n" + "\n".join("- " + clip(w, 400) for w in warns[:4]))
@@ -209,6 +213,9 @@ def history_section(cands: list[Candidate], max_items: int = 4, code_chars: int 
                 label += f", {t.bound.fraction:.0%} of the floor"
         else:
             label = r.verdict.value + (f" ({r.error.value})" if r.error.value != "none" else "")
+            why = (r.check.detail if r.check and r.check.detail else "") or r.message
+            if why:
+                label += ": " + clip(why.splitlines()[0], 160, "head").replace("\n", " ")
         parts.append(f"### Kernel {k}: {label}\n{_fence(c.code, code_chars)}")
     return "\n".join(parts)
 

@@ -277,3 +277,25 @@ def test_thread_safety_of_stats(open_server):
     for t in threads:
         t.join()
     assert m.stats["requests"] == 10 == len(open_server.requests)
+
+
+def test_retry_after_forms():
+    import email.utils
+
+    from kernelsmith.llm.client import _retry_after
+
+    class R:
+        def __init__(self, **h):
+            self.headers = h
+
+    assert _retry_after(R(**{"retry-after": "2.5"})) == 2.5
+    assert _retry_after(R(**{"retry-after-ms": "150"})) == 0.15
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 25 < _retry_after(R(**{"retry-after": when})) <= 31
+    assert _retry_after(R(**{"retry-after": "soon"})) is None and _retry_after(R()) is None
+
+
+def test_responder_answers_by_prompt(open_server):
+    open_server.responder = lambda body: Reply(body["messages"][-1]["content"].upper())
+    m = OpenAIModel("my-model", base_url=open_server.base_url, prices=PRICES)
+    assert m.complete([{"role": "user", "content": "echo me"}])[0].text == "ECHO ME"
