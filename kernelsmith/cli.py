@@ -124,5 +124,10 @@ def main() -> None:
     app()
 
 
+# The search-side commands (optimize, runs) live in their own module.
+from kernelsmith.cli_search import register  # noqa: E402
+
+register(app)
+
 if __name__ == "__main__":
     main()

@@ -193,7 +193,7 @@ class OpenAIModel:
             return None
         if code == 401:
             raise LLMError(f"the API key was rejected by {self.where} (HTTP 401: {msg}): set OPENAI_API_KEY or "
-                           "KERNELSMITH_API_KEY (or pass --api-key) to a valid key for this endpoint") from None
+                           "KERNELSMITH_API_KEY (or api_key in the config file) to a valid key for this endpoint") from None
         if code == 403:
             raise LLMError(f"access denied by {self.where} (HTTP 403: {msg}): this key may not use model "
                            f"{self.model!r} (or this project/region); use another model or key") from None

@@ -80,5 +80,5 @@ def resolve_endpoint(base_url: str | None = None, api_key: str | None = None) ->
         raise LLMError(
             "no LLM endpoint configured: set OPENAI_API_KEY (or KERNELSMITH_API_KEY) to use api.openai.com, or "
             "KERNELSMITH_BASE_URL (e.g. http://localhost:8000/v1) for a local OpenAI-compatible server; or pass "
-            f"--api-key / --base-url, or put base_url / api_key in {config_path()}")
+            f"--base-url, or put base_url / api_key in {config_path()}")
     return Endpoint(url.rstrip("/") if url else None, key or PLACEHOLDER_KEY, model)
