@@ -222,7 +222,8 @@ class Strategy(ABC):
         if each proposal's samples had just been observed. Continuing afterwards makes the
         same choices an uninterrupted run would (given the same seed)."""
         cands = [c for c in cands if finished(c)]
-        mine = [c.strategy_info.get("serial") for c in cands if isinstance(c.strategy_info.get("serial"), int)]
+        mine = [c.strategy_info["serial"] for c in cands
+                if c.strategy_info.get("strategy") == self.name and isinstance(c.strategy_info.get("serial"), int)]
         if mine:
             self.serial = max(self.serial, max(mine) + 1)
         for group in _groups(cands):
@@ -244,11 +245,15 @@ class Strategy(ABC):
 
 
 def _groups(cands: list[Candidate]) -> list[list[Candidate]]:
-    """Consecutive candidates of the same proposal (same serial) form one group."""
+    """Consecutive candidates of the same proposal (same model call) form one group."""
+    def key(c: Candidate):
+        info = c.strategy_info
+        return (info.get("strategy"), info.get("serial"), info.get("call"))
+
     out: list[list[Candidate]] = []
     for c in cands:
-        key = c.strategy_info.get("serial")
-        if out and key is not None and out[-1][0].strategy_info.get("serial") == key:
+        k = key(c)
+        if out and k[1:] != (None, None) and key(out[-1][0]) == k:
             out[-1].append(c)
         else:
             out.append([c])

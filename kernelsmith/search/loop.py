@@ -85,7 +85,8 @@ class _Loop:
             while True:
                 self.stats.seconds = time.monotonic() - t0
                 if stopping is None:
-                    stopping = self.budget.exhausted(self.stats) or (self.strategy.done() and "strategy finished")
+                    stopping = self.budget.exhausted(self.stats) or (
+                        "strategy finished" if self.strategy.done() else None)
                     if stopping is None and (self.overlap or not (self.groups or self.llm_futs)):
                         self._send(llm_pool)
                 if self.eval_fut is None and self.ready and (self.overlap or not self.llm_futs):
@@ -125,9 +126,8 @@ class _Loop:
     def _resume(self, existing: list[Candidate]) -> str | None:
         """Count stored candidates, evaluate the ones a crash left without a result, and
         rebuild the strategy from all of them."""
-        for c in existing:
-            self.all.append(c)
-            self.ids.add(c.id)
+        self.all.extend(existing)
+        self.ids.update(c.id for c in existing if c.id)
         todo = [c for c in existing if not finished(c)]
         if todo:
             try:
@@ -141,18 +141,21 @@ class _Loop:
         for c in existing:
             if finished(c):
                 self.stats.record(c)
-        self._count_calls(c.completion for c in existing)
+        self._count_calls((c.strategy_info.get("call"), c.completion) for c in existing)
+        calls = [c.strategy_info.get("call") for c in existing]
+        self.sent = max([n for n in calls if isinstance(n, int)], default=-1) + 1  # call numbers go on
         self.strategy.restore([c for c in existing if finished(c)])
         return None
 
-    def _count_calls(self, comps: Iterable[Completion | None]) -> None:
+    def _count_calls(self, calls: Iterable[tuple[int | None, Completion | None]]) -> None:
+        """Tokens and cost per model call: the samples of one call share its usage."""
         seen = set()
-        for comp in comps:
+        for num, comp in calls:
             if comp is None:
                 continue
-            key = comp.call_id or id(comp)
+            key = num if num is not None else (comp.call_id or id(comp))
             if key in seen:
-                continue  # the n samples of one call share its usage
+                continue
             seen.add(key)
             self.stats.llm_calls += 1
             self.stats.tokens += comp.usage.prompt_tokens + comp.usage.completion_tokens
@@ -188,12 +191,13 @@ class _Loop:
             self.pending_samples -= p.n
             log.exception("model call failed")
             return f"llm: {type(exc).__name__}: {exc}"
-        self._count_calls(comps[:1])
+        self._count_calls([(num, comps[0])] if comps else [])
+        comps = comps or [Completion(text="", model=getattr(self.llm, "name", ""))]  # so the strategy hears back
         self.pending_samples -= p.n - len(comps)
         cands = []
         for i, comp in enumerate(comps):
             code, err = _extract(comp.text, p)
-            info = dict(p.strategy_info, mode=p.mode, sample=i)
+            info = dict(p.strategy_info, mode=p.mode, call=num, sample=i)  # call: the model call's number
             c = Candidate(code=code or "", parents=list(p.parents), strategy_info=info, completion=comp,
                           prompt=p.messages, format_error="" if code else (err or "no code in the reply"))
             self.persist(c)
@@ -233,7 +237,9 @@ class _Loop:
         del self.groups[num]
         self.pending_samples -= len(cands)
         for c in cands:
-            if self.stats.record(c):
+            before = self.stats.best_speedup
+            self.stats.record(c)
+            if self.stats.best_speedup != before:  # any new best (patience wants > 1%)
                 self.event("best", id=c.id, speedup=c.result.speedup)
             self.event("candidate", id=c.id, verdict=c.result.verdict.value if c.result else "format_error",
                        speedup=c.result.speedup if c.result else None, info=c.strategy_info)
@@ -262,5 +268,9 @@ def _extract(text: str, p: Proposal) -> tuple[str | None, str]:
     """The candidate file in a reply: a whole file, or the parent with the reply's edits."""
     from kernelsmith.llm.extract import apply_diff, extract_code
 
-    code, err = apply_diff(p.parent_code, text) if p.mode == "diff" else extract_code(text)
+    try:
+        code, err = apply_diff(p.parent_code, text) if p.mode == "diff" else extract_code(text)
+    except Exception as exc:  # noqa: BLE001 - an odd reply is a format error, never a crash
+        log.exception("extracting code from a reply failed")
+        return None, f"the reply could not be read ({type(exc).__name__}); reply with one ```python block"
     return code, err or ""

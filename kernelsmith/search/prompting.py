@@ -72,7 +72,7 @@ def evolve(task, ctx, parent: Candidate, inspirations: list[Candidate], mode: st
     if inspirations:
         parts.append(p.history_section(inspirations, max_items=len(inspirations)))
     how = "edit it with SEARCH/REPLACE blocks" if mode == "diff" else "rewrite it in full"
-    parts.append(f"## What to do\nImprove the kernel to improve: {how}. Borrow ideas from the earlier kernels "
+    parts.append(f"## What to do\nImprove the kernel above: {how}. Borrow ideas from the earlier kernels "
                  "where they help; keep it correct and make it faster.")
     parts.append(_reply(mode))
     return _messages(*parts)

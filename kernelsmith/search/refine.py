@@ -38,10 +38,9 @@ class Refine(Strategy):
 
     # -- state ------------------------------------------------------------------------------
     def latest(self, chain: int) -> Candidate | None:
-        """The best sample of the chain's latest round that produced any."""
-        for group in reversed(self.history[chain]):
-            return max(group, key=cand_fitness)
-        return None
+        """The best sample of the chain's latest round."""
+        rounds = self.history[chain]
+        return max(rounds[-1], key=cand_fitness) if rounds else None
 
     def best(self, chain: int) -> Candidate | None:
         """The chain's fittest candidate (the later one on ties)."""

@@ -104,7 +104,7 @@ class FakeLLM:
         self.name = name
         self.calls: list[tuple[list[dict], int]] = []
         self.count = start  # call index (continues across a resume when given `start`)
-        self.samples = 0
+        self.samples = start  # sample index passed to `replies`
         self.active = 0
         self.peak = 0
         self._lock = threading.Lock()
