@@ -49,11 +49,11 @@ BIN=$(pg_bin || true)
 if [ -z "$BIN" ]; then
     [ "$(id -u)" = 0 ] || die "PostgreSQL is not installed and installing it needs root"
     say "installing postgresql"
-    mkdir -p /etc/postgresql-common
-    [ -f /etc/postgresql-common/createcluster.conf ] \
-        || echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq || die "apt-get update failed"
+    apt-get install -y -qq --no-install-recommends postgresql-common >/dev/null \
+        || die "apt-get install postgresql-common failed"
+    sed -ri 's/^#?\s*(create_main_cluster)\s*=.*$/\1 = false/' /etc/postgresql-common/createcluster.conf || true
     apt-get install -y -qq --no-install-recommends postgresql >/dev/null || die "apt-get install postgresql failed"
     BIN=$(pg_bin || true)
     [ -n "$BIN" ] || die "no /usr/lib/postgresql/*/bin/initdb after installing postgresql"
@@ -96,7 +96,7 @@ if [ ! -f "$DATA/PG_VERSION" ]; then
 fi
 
 if as_pg "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
-    PORT=$(cat "$DIR/port")
+    PORT=$(sed -n 4p "$DATA/postmaster.pid")  # the running server's own record of its port
     say "server already running on port $PORT"
 else
     PORT=${KS_PG_PORT:-$(cat "$DIR/port" 2>/dev/null || true)}

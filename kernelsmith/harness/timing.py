@@ -73,6 +73,7 @@ def median_ci(xs: list[float], z: float = 1.96) -> tuple[float, float, float]:
 def time_call(fn: Callable, args: list, flush: L2Flusher) -> tuple[float, float, object]:
     """One timed call: (event ms, host ms including a device-wide sync, output)."""
     start, end = _Event(enable_timing=True), _Event(enable_timing=True)
+    _sync()  # input preparation must not spill into the host-side measurement
     flush()
     _record(start)
     h0 = _perf()

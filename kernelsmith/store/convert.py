@@ -11,12 +11,14 @@ import datetime as dt
 import hashlib
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kernelsmith.llm.types import Completion, Usage
 from kernelsmith.results import EvalResult, SystemInfo
-from kernelsmith.search.types import Candidate
 from kernelsmith.store import models as m
+
+if TYPE_CHECKING:  # search imports the store: import Candidate only where used
+    from kernelsmith.search.types import Candidate
 
 
 @dataclass
@@ -61,8 +63,10 @@ class BaselineInfo:
 
 
 def utc(t: dt.datetime | None) -> dt.datetime | None:
-    """SQLite hands datetimes back naive; every stored one is UTC."""
-    return t.replace(tzinfo=dt.timezone.utc) if t is not None and t.tzinfo is None else t
+    """Aware, in datetime.timezone.utc (SQLite hands datetimes back naive; all are stored in UTC)."""
+    if t is None:
+        return None
+    return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t.astimezone(dt.timezone.utc)
 
 
 def num(x: Any) -> float | None:
@@ -154,6 +158,8 @@ def completion(call: m.LLMCall, index: int | None) -> Completion | None:
 
 def candidate(row: m.CandidateRow, parents: list[str], result_json: dict | None,
               call: m.LLMCall | None) -> Candidate:
+    from kernelsmith.search.types import Candidate
+
     return Candidate(
         code=row.code, id=row.id, parents=parents, strategy_info=dict(row.strategy_info_json or {}),
         completion=completion(call, row.completion_index) if call is not None else None,

@@ -9,18 +9,21 @@ lock that run's row, so they are serialized per run and need no retries.
 from __future__ import annotations
 
 import secrets
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from kernelsmith.llm.types import Completion
 from kernelsmith.results import EvalResult, SystemInfo
-from kernelsmith.search.types import Candidate
 from kernelsmith.store import convert as cv
 from kernelsmith.store import models as m
 from kernelsmith.store.models import utcnow
 from kernelsmith.task import Task
+
+if TYPE_CHECKING:  # search imports the store: import Candidate only where used
+    from kernelsmith.search.types import Candidate
 
 
 class NotFound(LookupError):
@@ -40,12 +43,14 @@ def _new_id(s: Session, model: type, prefix: str, nbytes: int) -> str:
             return rid
 
 
+_UPSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
 def _insert(s: Session, model: type, values: dict, keys: list[str], update: Iterable[str] = ()) -> None:
     """INSERT ... ON CONFLICT (keys) DO NOTHING / DO UPDATE: race-free on both backends."""
-    name = s.get_bind().dialect.name
-    if name in ("sqlite", "postgresql"):
-        mod = __import__(f"sqlalchemy.dialects.{name}", fromlist=["insert"])
-        stmt = mod.insert(model).values(**values)
+    insert = _UPSERTS.get(s.get_bind().dialect.name)
+    if insert is not None:
+        stmt = insert(model).values(**values)
         cols = list(update)
         stmt = (stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in cols})
                 if cols else stmt.on_conflict_do_nothing(index_elements=keys))
@@ -270,8 +275,8 @@ def load_candidates(s: Session, *where: ColumnElement[bool]) -> list[Candidate]:
             .join(m.CandidateRow, m.CandidateRow.id == m.CandidateParent.child_id)
             .where(*where).order_by(m.CandidateParent.child_id, m.CandidateParent.position)):
         parents.setdefault(child, []).append(parent)
-    results = dict(s.execute(select(m.Evaluation.candidate_id, m.Evaluation.result_json)
-                             .where(m.Evaluation.id.in_(_latest_eval_ids(*where)))).tuples())
+    results = {cid: data for cid, data in s.execute(
+        select(m.Evaluation.candidate_id, m.Evaluation.result_json).where(m.Evaluation.id.in_(_latest_eval_ids(*where))))}
     call_ids = select(m.CandidateRow.llm_call_id).where(*where, m.CandidateRow.llm_call_id.is_not(None))
     calls = {c.id: c for c in s.scalars(select(m.LLMCall).where(m.LLMCall.id.in_(call_ids)))}
     return [cv.candidate(r, parents.get(r.id, []), results.get(r.id), calls.get(r.llm_call_id)) for r in rows]

@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from contextlib import contextmanager, nullcontext
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from kernelsmith.llm.types import Completion
 from kernelsmith.results import EvalResult, SystemInfo
-from kernelsmith.search.types import Candidate
 from kernelsmith.store import db
 from kernelsmith.store import models as m
 from kernelsmith.store import queries as q
 from kernelsmith.store.convert import BaselineInfo, RunInfo, RunTaskInfo
 from kernelsmith.task import Task
+
+if TYPE_CHECKING:  # search imports the store: import Candidate only where used
+    from kernelsmith.search.types import Candidate
 
 
 class RunStore:
@@ -37,8 +40,13 @@ class RunStore:
         self._serial_reads = db.is_memory(self.url)  # one shared connection: serialize everything
         self._lock = threading.RLock()
         self._pid = os.getpid()
+        self._finalizer = weakref.finalize(self, self.engine.dispose)  # closes the pool at exit too
         if migrate:
-            db.migrate(self.engine)
+            try:
+                db.migrate(self.engine)
+            except BaseException:
+                self.close()
+                raise
         self._writer = sessionmaker(bind=self.engine.execution_options(**{db.WRITE: True}), expire_on_commit=False)
         self._reader = sessionmaker(bind=self.engine, expire_on_commit=False)
 
@@ -52,13 +60,17 @@ class RunStore:
         self.close()
 
     def close(self) -> None:
-        self.engine.dispose()
+        self._forked()
+        self._finalizer()
+
+    def _forked(self) -> None:
+        if os.getpid() != self._pid:  # in a forked child: never touch the parent's connections
+            self.engine.dispose(close=False)
+            self._lock, self._pid = threading.RLock(), os.getpid()
 
     @contextmanager
     def _tx(self, write: bool = True) -> Iterator[Session]:
-        if os.getpid() != self._pid:  # forked: never touch the parent's connections
-            self.engine.dispose(close=False)
-            self._lock, self._pid = threading.RLock(), os.getpid()
+        self._forked()
         serial = self.dialect == "sqlite" and (write or self._serial_reads)
         with self._lock if serial else nullcontext():
             with (self._writer if write else self._reader)() as s, s.begin():
