@@ -33,6 +33,16 @@ def _read_candidate(path: Path) -> str:
     return ""
 
 
+def _task_and_candidate(task: Path, candidate: Path):
+    from kernelsmith.task import Task, TaskError
+
+    try:
+        t = Task.load(task)
+    except TaskError as exc:
+        _fail(str(exc))
+    return t, _read_candidate(candidate)
+
+
 @app.command("eval")
 def eval_cmd(
     task: Path = typer.Argument(..., help="KernelBench-format task file (class Model, get_inputs, get_init_inputs)"),
@@ -50,13 +60,8 @@ def eval_cmd(
     """Evaluate one candidate against one task on the GPU: compile, check, time."""
     from kernelsmith.evaluate.evaluator import Evaluator, NoGPU
     from kernelsmith.report import render
-    from kernelsmith.task import Task, TaskError
 
-    try:
-        t = Task.load(task)
-    except TaskError as exc:
-        _fail(str(exc))
-    code = _read_candidate(candidate)
+    t, code = _task_and_candidate(task, candidate)
     cfg = EvalConfig.from_env(trials=trials, atol=atol, rtol=rtol, gpu=gpu, sandbox=sandbox,
                               compile_baseline=not no_compile_baseline, use_cache=not no_cache,
                               timing={"max_seconds": max_seconds})
@@ -85,13 +90,8 @@ def compile_cmd(
     """Static screen + compile only (no GPU needed): does this candidate build?"""
     from kernelsmith.evaluate.evaluator import Evaluator
     from kernelsmith.results import _encode
-    from kernelsmith.task import Task, TaskError
 
-    try:
-        t = Task.load(task)
-    except TaskError as exc:
-        _fail(str(exc))
-    code = _read_candidate(candidate)
+    t, code = _task_and_candidate(task, candidate)
     try:
         with Evaluator(EvalConfig.from_env(arch=arch, sandbox=sandbox)) as ev:
             res = ev.compile(t, code)
