@@ -29,11 +29,24 @@ def task_file(tmp_path):
     return p
 
 
-def test_refine_feeds_back_and_writes_the_best(tmp_path, task_file):
+def _db_url(kind: str, tmp_path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'runs.db'}"
+    url = os.environ.get("KERNELSMITH_TEST_PG_URL")
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must provide PostgreSQL: KERNELSMITH_TEST_PG_URL is unset (.ci/postgres.sh)")
+        pytest.skip("set KERNELSMITH_TEST_PG_URL (eval \"$(bash .ci/postgres.sh)\") to run on PostgreSQL")
+    return url
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
+def test_refine_feeds_back_and_writes_the_best(tmp_path, task_file, db):
+    """The same run on SQLite and on PostgreSQL."""
     replies = [kernel_reply(t) for t in ("broken1", "wrong1", "fast15", "fast23")]
     with FakeOpenAIServer(default=Reply(texts=kernel_reply("fast11"))) as srv:
         srv.push(*[Reply(texts=r) for r in replies])
-        store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
+        store = RunStore(_db_url(db, tmp_path))
         llm = OpenAIModel("fake-model", base_url=srv.base_url, api_key="sk-test", backoff_s=0.01)
         req = OptimizeRequest(str(task_file), "fake-model", "refine", Budget(max_candidates=6),
                               strategy_options={"chains": 1}, llm_concurrency=1)
