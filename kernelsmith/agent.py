@@ -82,7 +82,6 @@ def start_run(store: RunStore, req: OptimizeRequest, task: Task, model_name: str
     label = "replay" if model_name.startswith("replay:") else ""
     run_id = store.create_run("optimize", model_name, req.strategy, config, dataclasses.asdict(req.budget),
                               label=label)
-    store.set_run_task(run_id, task.hash, "running")
     return run_id
 
 
@@ -102,14 +101,30 @@ def optimize(req: OptimizeRequest, llm: LLM, evaluator: Evaluate, store: RunStor
     """Run (or resume, with run_id) one search; returns the run id and the outcome.
     make_view(run_id, recorder) may return an on_event callback (the CLI's live view)."""
     task = Task.load(req.task_path)
-    existing: list[Candidate] = []
     if run_id is None:
         run_id = start_run(store, req, task, llm.name)
     else:
-        existing = store.candidates(run_id, task.hash)
         store.set_run_status(run_id, "running")
     recorder = StoreRecorder(llm, store, run_id)
     on_event = make_view(run_id, recorder) if make_view else None
+    status = "failed"
+    try:
+        outcome = search_task(store, run_id, task, req, recorder, evaluator, gpu, on_event)
+        status = "interrupted" if outcome.stop_reason == "interrupted" else "finished"
+        return run_id, outcome
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        store.set_run_status(run_id, status)
+
+
+def search_task(store: RunStore, run_id: str, task: Task, req: OptimizeRequest, recorder: StoreRecorder,
+                evaluator: Evaluate, gpu: dict, on_event=None) -> SearchOutcome:
+    """One task's search inside a run (optimize has one task, bench many): resumes from the
+    task's stored candidates, records everything as it happens, marks the task done."""
+    existing: list[Candidate] = store.candidates(run_id, task.hash)
+    store.set_run_task(run_id, task.hash, "running")
     ctx = SearchContext(gpu=gpu, seed=req.seed, sampling=req.sampling)
     strategy = make_strategy(req.strategy, task, ctx, **req.strategy_options)
 
@@ -121,19 +136,12 @@ def optimize(req: OptimizeRequest, llm: LLM, evaluator: Evaluate, store: RunStor
         elif not c.format_error:
             store.mark_evaluating(c.id)
 
-    status = "failed"
-    try:
-        outcome = run_search(task, strategy, recorder, evaluator, req.budget, on_candidate=persist,
-                             on_event=on_event, existing=existing, llm_concurrency=req.llm_concurrency)
-        status = "interrupted" if outcome.stop_reason == "interrupted" else "finished"
+    outcome = run_search(task, strategy, recorder, evaluator, req.budget, on_candidate=persist,
+                         on_event=on_event, existing=existing, llm_concurrency=req.llm_concurrency)
+    if outcome.stop_reason != "interrupted":
         best = outcome.best
         store.set_run_task(run_id, task.hash, "done", best_candidate_id=best.id if best else None)
-        return run_id, outcome
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        store.set_run_status(run_id, status)
+    return outcome
 
 
 def write_best(store: RunStore, run_id: str, out: Path) -> Path | None:
