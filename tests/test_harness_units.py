@@ -77,3 +77,20 @@ def test_trim_log_keeps_errors():
     log = "\n".join(["noise"] * 500 + ["kernel.cu(4): error: expected a )", "  code", "  ^"] + ["noise"] * 500)
     t = trim_log(log)
     assert "error: expected a )" in t and len(t) < 1000
+
+
+def test_kernel_provenance_names_and_matching():
+    from kernelsmith.harness.loader import Capture
+    from kernelsmith.harness.provenance import _is_own, kernel_names
+
+    c = Capture()
+    c.cupy.append({"code": 'extern "C" __global__ void __launch_bounds__(256) leaky(const float* x) {}',
+                   "name": "leaky", "options": []})
+    c.inline.append({"cuda_sources": "template <typename T>\n__global__ void\nsgemm_tiled(const T* a) {}",
+                     "cpp_sources": ""})
+    names = kernel_names(c)
+    assert names == {"leaky", "sgemm_tiled"}
+    assert _is_own("leaky", names)
+    assert _is_own("void sgemm_tiled<float>(float const*)", names)
+    assert not _is_own("ampere_sgemm_128x64_nn", names)  # cuBLAS doing the work
+    assert not _is_own("void at::native::vectorized_elementwise_kernel<4, at::native::FillFunctor<float>>()", names)

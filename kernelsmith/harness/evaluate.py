@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from kernelsmith.harness import bound, check, integrity, probe, timing
+from kernelsmith.harness import bound, check, integrity, probe, provenance, timing
 from kernelsmith.harness.loader import Capture, load_module, patch_cupy, patch_load_inline
 
 _sync = torch.cuda.synchronize
@@ -102,6 +102,7 @@ class Evaluation:
         self.wall["load"] = _perf() - t1
         t2 = _perf()
         self._check()
+        self._provenance()
         self.wall["check"] = _perf() - t2
         if not self.args.get("skip_timing"):
             t3 = _perf()
@@ -211,6 +212,40 @@ class Evaluation:
             del out, ref_out, inputs, pristine, cand_in
         a, r = check.tolerance(check.flatten(self.out_like)[0].dtype, self.atol, self.rtol)
         res.update(atol=a, rtol=r)
+
+    def _provenance(self) -> None:
+        """Reject a candidate whose own kernels do not do most of the GPU work."""
+        names = provenance.kernel_names(self.capture)
+        if not names:
+            raise Stop("rejected", "no_kernel", "no __global__ kernel in the candidate's CUDA sources: write one")
+        inputs = _fresh_inputs(self.task, self.dev)
+        _poison(self.out_like)
+        _sync()
+
+        def call():
+            with torch.no_grad():
+                self.new(*_clone(inputs))
+            _sync()
+
+        try:
+            p = provenance.measure(call, names)
+        except Stop:
+            raise
+        except Exception as exc:  # noqa: BLE001 - profiler trouble is ours, not the candidate's
+            self.out["warnings"].append(f"kernel provenance not checked: profiler failed ({type(exc).__name__})")
+            return
+        self.out["provenance"] = {"own_ms": p.own_ms, "other_ms": p.other_ms, "own": p.own, "others": p.others}
+        self._integrity("profiling forward")
+        if not p.available:
+            self.out["warnings"].append("kernel provenance not checked: the profiler saw no kernels here")
+            return
+        others = ", ".join(f"{n[:60]} {ms:.3f} ms" for n, ms in p.others or [])
+        if p.own_ms == 0.0:
+            raise Stop("rejected", "no_kernel", f"none of the candidate's own kernels ({', '.join(sorted(names))}) "
+                                                f"ran; the GPU time went to: {others}")
+        if p.own_share < 0.5:
+            raise Stop("rejected", "no_kernel", f"only {p.own_share:.0%} of the GPU time is in the candidate's own "
+                                                f"kernels; the rest went to: {others}")
 
     def _time(self) -> None:
         cfg = timing.TimingConfig(**self.args.get("timing", {}))

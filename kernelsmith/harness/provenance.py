@@ -1,0 +1,80 @@
+"""Proof that the candidate's own kernels did the work.
+
+One candidate call runs under torch's profiler (CUPTI sees every kernel in the process,
+CuPy's included). The GPU time is split between kernels whose names are `__global__`
+functions from the candidate's own sources and everything else (cuBLAS, cuDNN, PyTorch
+ops). A decoy kernel that is compiled but never launched, or a launch that does a token
+amount of work next to a library call, shows up as a small own share.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from kernelsmith.harness.loader import Capture
+
+_GLOBAL = re.compile(r"__global__\s+(?:[\w:<>,\s\*&]+?\s+)?(\w+)\s*\(")
+_LAUNCH_BOUNDS = re.compile(r"__launch_bounds__\s*\([^)]*\)")
+
+
+@dataclass
+class Provenance:
+    available: bool  # False: the profiler saw no kernel at all (unsupported here)
+    own_ms: float = 0.0
+    other_ms: float = 0.0
+    own: list[str] | None = None
+    others: list[tuple[str, float]] | None = None  # the largest foreign kernels
+
+    @property
+    def own_share(self) -> float:
+        total = self.own_ms + self.other_ms
+        return self.own_ms / total if total else 0.0
+
+
+def kernel_names(capture: Capture) -> set[str]:
+    """Names of the `__global__` functions in every source the candidate compiled."""
+    sources: list[str] = []
+    for rec in capture.inline:
+        for key in ("cuda_sources", "cpp_sources"):
+            val = rec.get(key) or []
+            sources.extend([val] if isinstance(val, str) else list(val))
+    sources.extend(k["code"] for k in capture.cupy if isinstance(k.get("code"), str))
+    names: set[str] = set()
+    for src in sources:
+        names.update(_GLOBAL.findall(_LAUNCH_BOUNDS.sub(" ", src)))
+    return names
+
+
+def _is_own(kernel: str, names: set[str]) -> bool:
+    # Demangled C++ names look like "ns::name<float>(float const*, ...)" or "void name(...)".
+    base = re.split(r"[(<]", kernel, maxsplit=1)[0].split("::")[-1].split()[-1] if kernel else ""
+    return base in names or any(re.search(rf"(^|[\s:]){re.escape(n)}\s*[(<]", kernel) for n in names)
+
+
+def measure(call, names: set[str]) -> Provenance:
+    """Profile one call (which must synchronize) and attribute its GPU time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        call()
+    own_ms = other_ms = 0.0
+    own: set[str] = set()
+    others: dict[str, float] = {}
+    seen = False
+    for ev in prof.events():
+        if getattr(ev, "device_type", None) is None or "CUDA" not in str(ev.device_type):
+            continue
+        name = ev.name or ""
+        if name.startswith(("Memcpy", "Memset", "cudaM")):  # copies are not compute
+            continue
+        seen = True
+        ms = (getattr(ev, "device_time", None) or getattr(ev, "cuda_time", 0.0) or 0.0) / 1e3
+        if _is_own(name, names):
+            own_ms += ms
+            own.add(name)
+        else:
+            other_ms += ms
+            others[name] = others.get(name, 0.0) + ms
+    top = sorted(others.items(), key=lambda kv: -kv[1])[:3]
+    return Provenance(available=seen, own_ms=own_ms, other_ms=other_ms, own=sorted(own), others=top)
