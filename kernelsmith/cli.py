@@ -124,10 +124,11 @@ def main() -> None:
     app()
 
 
-# The search-side commands (optimize, runs) live in their own module.
-from kernelsmith.cli_search import register  # noqa: E402
+# The other commands live in their own modules.
+from kernelsmith import cli_leaderboard, cli_search  # noqa: E402
 
-register(app)
+cli_search.register(app)
+cli_leaderboard.register(app)
 
 if __name__ == "__main__":
     main()
