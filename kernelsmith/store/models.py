@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 RUN_STATUSES = ("running", "finished", "interrupted", "failed")
-RUN_KINDS = ("optimize", "bench", "serve", "eval")
+RUN_KINDS = ("optimize", "bench", "serve", "eval", "generations")
 RUN_TASK_STATUSES = ("pending", "running", "done", "failed")
 CANDIDATE_STATUSES = ("proposed", "evaluating", "evaluated", "format_error")
 STAGES = ("static", "compile", "check", "time")
