@@ -34,6 +34,47 @@ TASKS: dict[str, tuple[str, dict[str, int]]] = {
         "tasks/level3/001_mlp.py",
         {"BATCH": 16, "IN_FEATURES": 64, "HIDDEN": 128, "OUT_FEATURES": 32},
     ),
+    # tasks added later; fixtures: correct_cupy.py + wrong.py only
+    "level1_005_relu": ("tasks/level1/005_relu.py", {"BATCH": 32, "DIM": 256}),
+    "level1_006_gelu_erf": ("tasks/level1/006_gelu_erf.py", {"BATCH": 32, "DIM": 256}),
+    "level1_007_silu": ("tasks/level1/007_silu.py", {"BATCH": 32, "DIM": 256}),
+    "level1_008_softplus": ("tasks/level1/008_softplus.py", {"BATCH": 32, "DIM": 256}),
+    "level1_009_hardswish": ("tasks/level1/009_hardswish.py", {"BATCH": 32, "DIM": 256}),
+    "level1_010_clamp": ("tasks/level1/010_clamp.py", {"BATCH": 32, "DIM": 256}),
+    "level1_011_elu": ("tasks/level1/011_elu.py", {"BATCH": 32, "DIM": 256}),
+    "level1_012_max_dim": ("tasks/level1/012_max_dim.py", {"BATCH": 3, "DIM1": 40, "DIM2": 70}),
+    "level1_013_mean_lastdim": ("tasks/level1/013_mean_lastdim.py", {"BATCH": 50, "DIM": 700}),
+    "level1_014_argmax_lastdim": ("tasks/level1/014_argmax_lastdim.py", {"BATCH": 50, "DIM": 700}),
+    "level1_015_row_l2_norm": ("tasks/level1/015_row_l2_norm.py", {"BATCH": 50, "DIM": 700}),
+    "level1_016_logsumexp": ("tasks/level1/016_logsumexp.py", {"BATCH": 50, "DIM": 700}),
+    "level1_017_log_softmax": ("tasks/level1/017_log_softmax.py", {"BATCH": 40, "DIM": 600}),
+    "level1_018_softmax_dim1": ("tasks/level1/018_softmax_dim1.py", {"BATCH": 3, "CHANNELS": 40, "LENGTH": 50}),
+    "level1_019_layernorm": ("tasks/level1/019_layernorm.py", {"BATCH": 40, "DIM": 600}),
+    "level1_020_rmsnorm": ("tasks/level1/020_rmsnorm.py", {"BATCH": 40, "DIM": 600}),
+    "level1_021_batchnorm_inference": ("tasks/level1/021_batchnorm_inference.py", {"BATCH": 2, "CHANNELS": 6, "HEIGHT": 9, "WIDTH": 11}),
+    "level1_022_groupnorm": ("tasks/level1/022_groupnorm.py", {"BATCH": 2, "CHANNELS": 8, "GROUPS": 4, "HEIGHT": 9, "WIDTH": 11}),
+    "level1_023_cumsum": ("tasks/level1/023_cumsum.py", {"BATCH": 40, "DIM": 300}),
+    "level1_024_cumprod": ("tasks/level1/024_cumprod.py", {"BATCH": 40, "DIM": 300}),
+    "level1_025_bmm": ("tasks/level1/025_bmm.py", {"BATCH": 3, "M": 37, "K": 45, "N": 29}),
+    "level1_026_matvec": ("tasks/level1/026_matvec.py", {"M": 70, "K": 600}),
+    "level1_027_matmul_transposed_a": ("tasks/level1/027_matmul_transposed_a.py", {"M": 37, "K": 45, "N": 29}),
+    "level1_028_conv1d": ("tasks/level1/028_conv1d.py", {"BATCH": 2, "IN_CHANNELS": 5, "OUT_CHANNELS": 7, "KERNEL": 5, "LENGTH": 33}),
+    "level1_029_conv2d_3x3": ("tasks/level1/029_conv2d_3x3.py", {"BATCH": 2, "IN_CHANNELS": 3, "OUT_CHANNELS": 5, "HEIGHT": 9, "WIDTH": 11}),
+    "level1_030_depthwise_conv2d": ("tasks/level1/030_depthwise_conv2d.py", {"BATCH": 2, "CHANNELS": 4, "HEIGHT": 9, "WIDTH": 11}),
+    "level1_031_maxpool2d": ("tasks/level1/031_maxpool2d.py", {"BATCH": 2, "CHANNELS": 3, "HEIGHT": 10, "WIDTH": 12}),
+    "level1_032_avgpool2d": ("tasks/level1/032_avgpool2d.py", {"BATCH": 2, "CHANNELS": 3, "HEIGHT": 10, "WIDTH": 12}),
+    "level1_033_soft_cross_entropy": ("tasks/level1/033_soft_cross_entropy.py", {"BATCH": 40, "CLASSES": 300}),
+    "level1_034_smooth_l1": ("tasks/level1/034_smooth_l1.py", {"BATCH": 32, "DIM": 256}),
+    "level1_035_kl_div_rows": ("tasks/level1/035_kl_div_rows.py", {"BATCH": 40, "DIM": 300}),
+    "level1_036_transpose_copy": ("tasks/level1/036_transpose_copy.py", {"BATCH": 3, "ROWS": 37, "COLS": 45}),
+    "level1_037_nchw_to_nhwc": ("tasks/level1/037_nchw_to_nhwc.py", {"BATCH": 2, "CHANNELS": 3, "HEIGHT": 9, "WIDTH": 11}),
+    "level2_002_linear_relu": ("tasks/level2/002_linear_relu.py", {"BATCH": 33, "IN_FEATURES": 70, "OUT_FEATURES": 45}),
+    "level2_003_conv2d_relu_maxpool": ("tasks/level2/003_conv2d_relu_maxpool.py", {"BATCH": 2, "IN_CHANNELS": 3, "OUT_CHANNELS": 5, "HEIGHT": 10, "WIDTH": 12}),
+    "level2_004_layernorm_gelu": ("tasks/level2/004_layernorm_gelu.py", {"BATCH": 40, "DIM": 600}),
+    "level2_005_causal_masked_softmax": ("tasks/level2/005_causal_masked_softmax.py", {"BATCH": 3, "SEQ": 70}),
+    "level2_006_residual_rmsnorm": ("tasks/level2/006_residual_rmsnorm.py", {"BATCH": 40, "DIM": 600}),
+    "level2_007_scale_add_sigmoid": ("tasks/level2/007_scale_add_sigmoid.py", {"BATCH": 32, "DIM": 256}),
+    "level2_008_linear_tanh_sum": ("tasks/level2/008_linear_tanh_sum.py", {"BATCH": 33, "IN_FEATURES": 70, "OUT_FEATURES": 45}),
 }
 
 # Largest total size (inputs + output) a full-size task may have.
@@ -161,11 +202,10 @@ def test_manifest_covers_every_task():
     for stem, entry in manifest.items():
         assert entry["task"] == TASKS[stem][0]
         assert (REPO / entry["task"]).is_file()
-        assert entry["solutions"] == {
-            "correct_inline.py": "correct",
-            "correct_cupy.py": "correct",
-            "wrong.py": "incorrect",
-        }
+        assert entry["solutions"] in (
+            {"correct_inline.py": "correct", "correct_cupy.py": "correct", "wrong.py": "incorrect"},
+            {"correct_cupy.py": "correct", "wrong.py": "incorrect"},
+        )
 
 
 @pytest.mark.parametrize("stem,fname,label", _fixture_files())
@@ -236,3 +276,12 @@ def test_cupy_fixture_compiles_with_nvcc(stem, fname, label, tmp_path):
     res = subprocess.run(["nvcc", "-arch=sm_90", "-std=c++17", "-cubin", "-o", str(tmp_path / "k.cubin"), str(cu)],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
+
+
+@pytest.mark.parametrize("stem,fname,label", _fixture_files())
+def test_fixture_passes_static_screen(stem, fname, label):
+    from kernelsmith.evaluate import static
+
+    code = (SOLUTIONS_DIR / stem / fname).read_text()
+    result = static.screen(code, (REPO / TASKS[stem][0]).read_text())
+    assert result.ok, f"{stem}/{fname}: {result.message}"
