@@ -125,10 +125,11 @@ def main() -> None:
 
 
 # The other commands live in their own modules.
-from kernelsmith import cli_bench, cli_export, cli_leaderboard, cli_search  # noqa: E402
+from kernelsmith import cli_bench, cli_export, cli_leaderboard, cli_search, cli_serve  # noqa: E402
 
 cli_search.register(app)
 cli_bench.register(app)
+cli_serve.register(app)
 cli_leaderboard.register(app)
 cli_export.register(app)
 

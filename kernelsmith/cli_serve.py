@@ -1,0 +1,133 @@
+"""CLI command `serve`: the HTTP reward server for RL trainers (see kernelsmith/serve)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+err = Console(stderr=True)
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def parse_gpus(text: str) -> list[int]:
+    try:
+        gpus = [int(x) for x in text.replace(" ", "").split(",") if x != ""]
+    except ValueError:
+        raise ValueError(f"--gpus takes comma-separated GPU indices like 0,1; got {text!r}") from None
+    if not gpus or any(g < 0 for g in gpus) or len(set(gpus)) != len(gpus):
+        raise ValueError(f"--gpus takes distinct non-negative GPU indices like 0,1; got {text!r}")
+    return gpus
+
+
+def resolve_token(token_env: str, no_auth: bool, host: str) -> str | None:
+    """The bearer token from the environment; raises ValueError saying what to do when unsafe."""
+    if no_auth:
+        if host not in LOOPBACK:
+            raise ValueError(f"--no-auth is only allowed with --host 127.0.0.1 (got --host {host}): anyone who "
+                             f"can reach the port could run code on your GPUs; set a token in ${token_env} instead")
+        return None
+    token = os.environ.get(token_env, "").strip()
+    if not token:
+        raise ValueError(f"no token: set ${token_env} (clients send `Authorization: Bearer $TOKEN`), e.g. "
+                         f"`export {token_env}=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')`; "
+                         "or, on a single machine only, pass --no-auth with --host 127.0.0.1")
+    if len(token) < 16:
+        raise ValueError(f"the token in ${token_env} is {len(token)} characters; use at least 16")
+    return token
+
+
+def build_server(tasks: list[Path], host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
+                 gpus: list[int] | None = None, reward: str = "log_speedup", max_request_mb: float = 8.0,
+                 max_items: int = 1024, db: str | None = None, evaluator_factory=None, batch_size: int = 16,
+                 sandbox: str = "auto"):
+    """The running service and its (not yet serving) HTTP server. Raises ValueError/TaskError/OSError."""
+    from kernelsmith.serve.server import RewardServer
+    from kernelsmith.serve.service import ScoreService, TaskIndex
+
+    index = TaskIndex.load(tasks)
+    if not len(index):
+        raise ValueError(f"no KernelBench-format task found in {', '.join(map(str, tasks))}")
+    if evaluator_factory is None:
+        def evaluator_factory(gpu: int):
+            from kernelsmith.config import EvalConfig
+            from kernelsmith.evaluate.evaluator import Evaluator
+
+            return Evaluator(EvalConfig.from_env(gpu=gpu, sandbox=sandbox))
+    store = None
+    if db:
+        from kernelsmith.serve.store import ResultStore
+
+        store = ResultStore(db)
+    service = ScoreService(index, evaluator_factory, gpus or [0], reward=reward, store=store,
+                           batch_size=batch_size)
+    server = RewardServer((host, port), service, token, max_request_bytes=int(max_request_mb * 2**20),
+                          max_items=max_items)
+    service.start()
+    return service, server
+
+
+def serve(
+    tasks: List[Path] = typer.Option(..., "--tasks", help="task file or folder (searched for *.py); repeatable"),
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(8000, min=0, max=65535),
+    token_env: str = typer.Option("KERNELSMITH_SERVE_TOKEN", help="environment variable holding the bearer token"),
+    no_auth: bool = typer.Option(False, "--no-auth", help="no token (only with --host 127.0.0.1)"),
+    gpus: str = typer.Option("0", help="GPUs to evaluate on, e.g. 0,1: one queue and worker each"),
+    reward: str = typer.Option("log_speedup", help="default reward (a request may name another)"),
+    max_request_mb: float = typer.Option(8.0, min=0.001, help="largest request body accepted (413 beyond)"),
+    max_items: int = typer.Option(1024, min=1, help="most items in one request (400 beyond)"),
+    batch_size: int = typer.Option(16, min=1, help="candidates handed to one GPU's evaluator at once"),
+    db: Optional[str] = typer.Option(None, help="SQLAlchemy URL or SQLite path: persist results across restarts"),
+    sandbox: str = typer.Option("auto", help="auto | process | docker"),
+) -> None:
+    """Serve rewards over HTTP for RL trainers (TRL, verl, OpenRLHF): POST completions, get verified speedups."""
+    import rewards
+    from kernelsmith.task import TaskError
+
+    try:
+        gpu_list = parse_gpus(gpus)
+        token = resolve_token(token_env, no_auth, host)
+        if reward not in rewards.names():
+            raise ValueError(f"unknown reward {reward!r}; known: {', '.join(rewards.names())}")
+        service, server = build_server(tasks, host, port, token, gpu_list, reward, max_request_mb, max_items, db,
+                                       batch_size=batch_size, sandbox=sandbox)
+    except (ValueError, TaskError) as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    con = Console()
+    con.print(f"kernelsmith serve on [bold]{server.url}[/]: {len(service.tasks)} tasks, GPUs "
+              f"{','.join(map(str, gpu_list))}, reward {reward}, auth "
+              f"{'OFF (loopback only)' if token is None else 'bearer token from $' + token_env}")
+    stop = threading.Event()
+
+    def _stop(*_):
+        stop.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        service.close()
+        con.print("kernelsmith serve stopped")
