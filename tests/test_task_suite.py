@@ -179,7 +179,7 @@ def test_task_runs_on_cpu_with_small_shapes(stem):
     for (name, a), b in zip(model.state_dict().items(), model2.state_dict().values()):
         assert torch.equal(a, b), f"{stem}: {name} differs between two constructions with one seed"
     with torch.no_grad():  # CPU reductions may sum in another order from run to run
-        torch.testing.assert_close(model2(*inputs), out, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(model2(*inputs), out, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("stem", sorted(TASKS))
