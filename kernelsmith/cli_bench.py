@@ -103,6 +103,8 @@ def bench(
     db: Optional[str] = typer.Option(None, help="SQLAlchemy URL of the run database (default sqlite runs.db)"),
     gpus: Optional[str] = typer.Option(None, help="GPU indices to use, e.g. 0,1 (default: all visible)"),
     sandbox: str = typer.Option("auto", help="auto | process | docker"),
+    executor: str = typer.Option("local", help="local (one worker per GPU here) | ray (one actor per GPU of a cluster)"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (with --executor ray; default: start one)"),
     seed: int = typer.Option(0),
 ) -> None:
     """Benchmark: search every selected task (one per GPU at a time) or evaluate --generations;
@@ -124,9 +126,20 @@ def bench(
         _fail(str(exc))
     store = _store(db)
 
+    if executor not in ("local", "ray"):
+        _fail(f"--executor is local or ray, not {executor!r}")
+
     def make_pool():
         try:
-            pool = EvaluatorPool(EvalConfig.from_env(sandbox=sandbox), gpus=gpu_list)
+            if executor == "ray":
+                from kernelsmith.evaluate.ray_pool import make_ray_pool, ray_available
+
+                ok, why = ray_available()
+                if not ok:
+                    _fail(why)
+                pool = make_ray_pool(EvalConfig.from_env(sandbox=sandbox), address=address)
+            else:
+                pool = EvaluatorPool(EvalConfig.from_env(sandbox=sandbox), gpus=gpu_list)
             pool.probe()
             return pool
         except NoGPU as exc:
