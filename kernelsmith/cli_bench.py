@@ -3,18 +3,17 @@ dataset) with one GPU per task, or evaluate a file of ready-made generations."""
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 from rich.console import Console, Group
-from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from kernelsmith.cli_search import _fail, _options, _store
+from kernelsmith.live import LiveView
 
 err = Console(stderr=True)
 
@@ -23,7 +22,7 @@ def register(app: typer.Typer) -> None:
     app.command()(bench)
 
 
-class BenchView:
+class BenchView(LiveView):
     """on_event for run_bench / run_generations: tasks done of total, per-task best, verdicts."""
 
     def __init__(self, console: Console, title: str):
@@ -33,16 +32,7 @@ class BenchView:
         self.already = 0
         self.rows: dict[str, dict] = {}  # task label -> {status, best, gpu, reason}
         self.verdicts: dict[str, int] = {}
-        self._lock = threading.Lock()
-        self.live = Live(self.render(), console=console, refresh_per_second=4, transient=False)
-
-    def __enter__(self) -> "BenchView":
-        self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.live.update(self.render())
-        self.live.__exit__(*exc)
+        self._start_live(console)
 
     def __call__(self, kind: str, info: dict) -> None:
         with self._lock:

@@ -12,7 +12,26 @@ from rich.text import Text
 
 
 
-class SearchView:
+class LiveView:
+    """A rich Live display as a context manager; subclasses define render()."""
+
+    def _start_live(self, console) -> None:
+        self._lock = threading.Lock()
+        self.live = Live(self.render(), console=console, refresh_per_second=4, transient=False)
+
+    def __enter__(self):
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.live.update(self.render())
+        self.live.__exit__(*exc)
+
+    def render(self):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class SearchView(LiveView):
     """An `on_event` callback for run_search that keeps a rich Live display current."""
 
     def __init__(self, run_id: str, model: str, strategy: str, console, spend, replay: bool = False):
@@ -27,16 +46,7 @@ class SearchView:
         self.calls = 0
         self.recent: list[str] = []
         self.stop = ""
-        self._lock = threading.Lock()
-        self.live = Live(self.render(), console=console, refresh_per_second=4, transient=False)
-
-    def __enter__(self) -> "SearchView":
-        self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.live.update(self.render())
-        self.live.__exit__(*exc)
+        self._start_live(console)
 
     def __call__(self, kind: str, info: dict) -> None:
         with self._lock:
