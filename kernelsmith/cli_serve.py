@@ -55,7 +55,7 @@ def resolve_token(token_env: str, no_auth: bool, host: str) -> str | None:
 def build_server(tasks: list[Path], host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
                  gpus: list[int] | None = None, reward: str = "log_speedup", max_request_mb: float = 8.0,
                  max_items: int = 1024, db: str | None = None, evaluator_factory=None, batch_size: int = 16,
-                 sandbox: str = "auto"):
+                 sandbox: str = "auto", executor: str = "local", address: str | None = None):
     """The running service and its (not yet serving) HTTP server. Raises ValueError/TaskError/OSError."""
     from kernelsmith.serve.server import RewardServer
     from kernelsmith.serve.service import ScoreService, TaskIndex
@@ -63,6 +63,8 @@ def build_server(tasks: list[Path], host: str = "127.0.0.1", port: int = 8000, t
     index = TaskIndex.load(tasks)
     if not len(index):
         raise ValueError(f"no KernelBench-format task found in {', '.join(map(str, tasks))}")
+    if evaluator_factory is None and executor == "ray":
+        evaluator_factory, gpus = _ray_factory(sandbox, address)
     if evaluator_factory is None:
         def evaluator_factory(gpu: int):
             from kernelsmith.config import EvalConfig
@@ -82,6 +84,18 @@ def build_server(tasks: list[Path], host: str = "127.0.0.1", port: int = 8000, t
     return service, server
 
 
+def _ray_factory(sandbox: str, address: str | None):
+    """One Ray actor per cluster GPU; queue i of the service is served by actor i."""
+    from kernelsmith.config import EvalConfig
+    from kernelsmith.evaluate.ray_pool import make_ray_pool, ray_available
+
+    ok, why = ray_available()
+    if not ok:
+        raise ValueError(why)
+    pool = make_ray_pool(EvalConfig.from_env(sandbox=sandbox), address=address)
+    return (lambda i: pool.evaluators[i]), list(range(len(pool.evaluators)))
+
+
 def serve(
     tasks: List[Path] = typer.Option(..., "--tasks", help="task file or folder (searched for *.py); repeatable"),
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
@@ -95,6 +109,8 @@ def serve(
     batch_size: int = typer.Option(16, min=1, help="candidates handed to one GPU's evaluator at once"),
     db: Optional[str] = typer.Option(None, help="SQLAlchemy URL or SQLite path: persist results across restarts"),
     sandbox: str = typer.Option("auto", help="auto | process | docker"),
+    executor: str = typer.Option("local", help="local | ray (one actor per GPU of a Ray cluster; --gpus is ignored)"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (with --executor ray)"),
 ) -> None:
     """Serve rewards over HTTP for RL trainers (TRL, verl, OpenRLHF): POST completions, get verified speedups."""
     import rewards
@@ -105,8 +121,10 @@ def serve(
         token = resolve_token(token_env, no_auth, host)
         if reward not in rewards.names():
             raise ValueError(f"unknown reward {reward!r}; known: {', '.join(rewards.names())}")
+        if executor not in ("local", "ray"):
+            raise ValueError(f"--executor is local or ray, not {executor!r}")
         service, server = build_server(tasks, host, port, token, gpu_list, reward, max_request_mb, max_items, db,
-                                       batch_size=batch_size, sandbox=sandbox)
+                                       batch_size=batch_size, sandbox=sandbox, executor=executor, address=address)
     except (ValueError, TaskError) as exc:
         _fail(str(exc))
     except OSError as exc:
@@ -114,7 +132,7 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     con = Console()
     con.print(f"kernelsmith serve on [bold]{server.url}[/]: {len(service.tasks)} tasks, GPUs "
-              f"{','.join(map(str, gpu_list))}, reward {reward}, auth "
+              f"{','.join(map(str, service.gpus))}{' (Ray actors)' if executor == 'ray' else ''}, reward {reward}, auth "
               f"{'OFF (loopback only)' if token is None else 'bearer token from $' + token_env}")
     stop = threading.Event()
 
