@@ -200,3 +200,23 @@ def test_cluster_without_gpus(monkeypatch, tmp_path):
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
     with pytest.raises(NoGPU, match="no GPU to evaluate on"):
         make_ray_pool(cfg(tmp_path), evaluator_factory=FAKE)
+
+
+def test_serve_and_bench_use_one_actor_per_cluster_gpu(monkeypatch, tmp_path):
+    """`serve --executor ray` puts one Ray actor behind each of the service's queues."""
+    import kernelsmith.evaluate.ray_pool as rp
+    from kernelsmith import cli_serve
+
+    real = rp.make_ray_pool
+    monkeypatch.setattr(rp, "make_ray_pool", lambda config, address=None: real(
+        cfg(tmp_path), address=address, evaluator_factory=FAKE, remote_compile=False))
+    factory, gpus = cli_serve._ray_factory("process", None)
+    assert gpus == [0, 1]
+    first, second = factory(0), factory(1)
+    assert first is not second
+    seen = {first.probe()["cuda_visible_devices"], second.probe()["cuda_visible_devices"]}
+    assert len(seen) == 2  # two different GPUs
+    results = first.evaluate_many(items(["fast15"]))
+    assert results[0].verdict is Verdict.CORRECT
+    first.close()
+    second.close()
