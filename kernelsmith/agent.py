@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -107,16 +108,30 @@ def optimize(req: OptimizeRequest, llm: LLM, evaluator: Evaluate, store: RunStor
         store.set_run_status(run_id, "running")
     recorder = StoreRecorder(llm, store, run_id)
     on_event = make_view(run_id, recorder) if make_view else None
-    status = "failed"
+    status, returned = "failed", False
     try:
         outcome = search_task(store, run_id, task, req, recorder, evaluator, gpu, on_event)
-        status = "interrupted" if outcome.stop_reason == "interrupted" else "finished"
+        # a lost endpoint or evaluator is not the end of the search: --resume continues it
+        status = "interrupted" if outcome.stop_reason == "interrupted" or resumable(outcome.stop_reason) \
+            else "finished"
+        returned = True
         return run_id, outcome
     except KeyboardInterrupt:
         status = "interrupted"
         raise
     finally:
-        store.set_run_status(run_id, status)
+        try:
+            store.set_run_status(run_id, status)
+        except Exception:  # noqa: BLE001 - e.g. the disk is full: keep the error that stopped the run
+            if returned:
+                raise
+            log.warning("could not mark run %s %s: %s", run_id, status, str(sys.exc_info()[1]).splitlines()[0])
+
+
+def resumable(stop_reason: str) -> bool:
+    """The search stopped because the model endpoint or the evaluator failed, not because it
+    was done: the run is left "interrupted" so that --resume continues it."""
+    return stop_reason.startswith(("llm:", "evaluator:"))
 
 
 def search_task(store: RunStore, run_id: str, task: Task, req: OptimizeRequest, recorder: StoreRecorder,

@@ -30,7 +30,8 @@ def _stage_rows(r: EvalResult) -> list[tuple[str, str, str]]:
         rows.append(("compile", ("ok" if c.ok else "FAIL") + f" ({c.backend or '-'})", c.message or note))
     if r.check:
         k = r.check
-        rows.append(("check", f"{k.trials_passed}/{k.trials} trials",
+        share = f"; {k.own_kernel_share:.0%} of GPU time in its own kernels" if k.own_kernel_share is not None else ""
+        rows.append(("check", f"{k.trials_passed}/{k.trials} trials" + share,
                      k.detail or f"max abs err {k.max_abs_error:.3g}, rel err {k.rel_error:.3g} "
                                  f"(atol {k.atol:g}, rtol {k.rtol:g})" if k.max_abs_error is not None else k.detail))
     if r.timing:

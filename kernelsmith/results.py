@@ -92,6 +92,7 @@ class CheckResult(Stage):
     atol: float = 0.0
     rtol: float = 0.0
     detail: str = ""  # which output differed and where
+    own_kernel_share: float | None = None  # GPU time in the candidate's own kernels (profiled call)
 
 
 @dataclass

@@ -79,6 +79,9 @@ def from_job(out: JobOutcome, task_hash: str, cand_hash: str, st: StaticResult, 
                                 atol=c.get("atol", 0.0), rtol=c.get("rtol", 0.0), detail=c.get("detail", ""),
                                 error=res.error if not passed else ErrorClass.NONE,
                                 message=res.message if not passed else "")
+        prov = r.get("provenance")
+        if prov and (prov.get("own_ms", 0) + prov.get("other_ms", 0)) > 0:
+            res.check.own_kernel_share = prov["own_ms"] / (prov["own_ms"] + prov["other_ms"])
     t = r.get("timing")
     if t:
         res.timing = _timing(t, verdict, res, baseline)
