@@ -75,6 +75,9 @@ TASKS: dict[str, tuple[str, dict[str, int]]] = {
     "level2_006_residual_rmsnorm": ("tasks/level2/006_residual_rmsnorm.py", {"BATCH": 40, "DIM": 600}),
     "level2_007_scale_add_sigmoid": ("tasks/level2/007_scale_add_sigmoid.py", {"BATCH": 32, "DIM": 256}),
     "level2_008_linear_tanh_sum": ("tasks/level2/008_linear_tanh_sum.py", {"BATCH": 33, "IN_FEATURES": 70, "OUT_FEATURES": 45}),
+    "level3_002_attention_block": ("tasks/level3/002_attention_block.py", {"BATCH": 2, "SEQ": 19, "DIM": 24, "HEADS": 3}),
+    "level3_003_transformer_layer": ("tasks/level3/003_transformer_layer.py", {"BATCH": 2, "SEQ": 13, "DIM": 24, "HEADS": 2}),
+    "level3_004_residual_conv_block": ("tasks/level3/004_residual_conv_block.py", {"BATCH": 2, "CHANNELS": 5, "HEIGHT": 9, "WIDTH": 11}),
 }
 
 # Largest total size (inputs + output) a full-size task may have.
