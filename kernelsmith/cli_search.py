@@ -66,7 +66,9 @@ def optimize(
     seed: int = typer.Option(0),
 ) -> None:
     """Search for a faster verified kernel for TASK with an LLM; writes the best one."""
-    from kernelsmith.agent import OptimizeRequest, optimize as run_optimize, request_from_run, write_best
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from kernelsmith.agent import OptimizeRequest, optimize as run_optimize, request_from_run, resumable, write_best
     from kernelsmith.config import EvalConfig
     from kernelsmith.evaluate.evaluator import Evaluator, NoGPU
     from kernelsmith.live import SearchView
@@ -96,8 +98,10 @@ def optimize(
         _fail(str(exc))
     console = Console()
     views: list = []
+    started: list[str] = []  # the run's id, once it exists
 
     def make_view(run_id, recorder):
+        started.append(run_id)
         v = SearchView(run_id, llm.name, req.strategy, console, recorder.spend, replay=llm.name.startswith("replay:"))
         v.__enter__()
         views.append(v)
@@ -113,14 +117,33 @@ def optimize(
     except KeyboardInterrupt:
         err.print("interrupted: everything evaluated so far is in runs.db; continue with --resume")
         raise typer.Exit(130)
+    except SQLAlchemyError as exc:  # e.g. the disk filled up: what was committed before is intact
+        rid = started[0] if started else resume
+        _fail(f"the run database failed mid-run ({str(exc.orig if getattr(exc, 'orig', None) else exc).splitlines()[0]}"
+              f"; is the disk full?): everything committed before is in {db or 'runs.db'}"
+              + (f"; free space, then continue with --resume {rid}" if rid else ""))
     except (RuntimeError, ValueError, OSError) as exc:
         _fail(str(exc))
     finally:
         for v in views:
             v.__exit__(None, None, None)
+    broken = [c.result.message for c in outcome.candidates
+              if c.result is not None and c.result.verdict.value == "invalid_task"][:1]
+    if broken:  # no kernel can be verified against a reference that does not run
+        store.set_run_status(run_id, "failed", notes=f"invalid task: {broken[0]}")
+        _fail(f"invalid task: the reference in {req.task_path} itself fails ({broken[0] or 'no detail'}); "
+              "fix the task file (Model, get_inputs, get_init_inputs), then start a new run")
     target = out or Path(Path(req.task_path).stem + "_kernelsmith.py")
-    written = write_best(store, run_id, target)
+    try:
+        written = write_best(store, run_id, target)
+    except SQLAlchemyError as exc:
+        _fail(f"the run database failed: {str(exc).splitlines()[0]}")
     console.print(f"run {run_id}: {outcome.stop_reason}")
+    if resumable(outcome.stop_reason):  # the endpoint or the evaluator failed: not done, resumable
+        if written is not None:
+            console.print(f"best verified kernel so far: [bold]{written}[/] ({outcome.speedup:.3f}x over eager)")
+        _fail(f"the search stopped early: {outcome.stop_reason}\neverything evaluated so far is in runs.db; "
+              f"continue with --resume {run_id}")
     if written is None:
         console.print("[yellow]no candidate was verified correct; nothing written[/]")
         raise typer.Exit(1)
