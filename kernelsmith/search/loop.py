@@ -145,7 +145,7 @@ class _Loop:
         calls = [c.strategy_info.get("call") for c in existing]
         self.sent = max([n for n in calls if isinstance(n, int)], default=-1) + 1  # call numbers go on
         self.strategy.restore([c for c in existing if finished(c)])
-        return None
+        return _invalid_task([c.result for c in existing if c.result is not None])
 
     def _count_calls(self, calls: Iterable[tuple[int | None, Completion | None]]) -> None:
         """Tokens and cost per model call: the samples of one call share its usage."""
@@ -227,7 +227,7 @@ class _Loop:
             self.groups[self.group_of[id(c)]][1] -= 1
         for num in dict.fromkeys(self.group_of[id(c)] for c in batch):
             self._finish_group(num)
-        return None
+        return _invalid_task(results)
 
     def _finish_group(self, num: int) -> None:
         """Once every sample of a proposal is finished, the strategy sees them together."""
@@ -274,3 +274,13 @@ def _extract(text: str, p: Proposal) -> tuple[str | None, str]:
         log.exception("extracting code from a reply failed")
         return None, f"the reply could not be read ({type(exc).__name__}); reply with one ```python block"
     return code, err or ""
+
+
+def _invalid_task(results) -> str | None:
+    """A broken reference (INVALID_TASK) makes every candidate unverifiable: stop spending."""
+    from kernelsmith.results import Verdict
+
+    for r in results:
+        if getattr(r, "verdict", None) is Verdict.INVALID_TASK:
+            return f"invalid task: {r.message or 'the reference failed to run'}"
+    return None
