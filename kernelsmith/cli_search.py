@@ -46,6 +46,32 @@ def _options(pairs: list[str]) -> dict:
     return out
 
 
+class _OneActor:
+    """The single GPU evaluator of `optimize --executor ray`: one actor, closed with its pool."""
+
+    def __init__(self, pool):
+        self.pool, self.ev = pool, pool.evaluators[0]
+
+    def __enter__(self):
+        return self.ev
+
+    def __exit__(self, *exc) -> None:
+        self.pool.close()
+
+
+def _evaluator(cfg, executor: str, address: str | None):
+    from kernelsmith.evaluate.evaluator import Evaluator
+
+    if executor == "local":
+        return Evaluator(cfg)
+    from kernelsmith.evaluate.ray_pool import make_ray_pool, ray_available
+
+    ok, why = ray_available()
+    if not ok:
+        _fail(why)
+    return _OneActor(make_ray_pool(cfg, address=address, num_actors=1))
+
+
 def optimize(
     task: Optional[Path] = typer.Argument(None, help="KernelBench-format task file (omit with --resume)"),
     model: Optional[str] = typer.Option(None, help="model name, or replay:FILE to replay a recorded session"),
@@ -62,6 +88,8 @@ def optimize(
     db: Optional[str] = typer.Option(None, help="SQLAlchemy URL of the run database (default sqlite runs.db)"),
     record: Optional[Path] = typer.Option(None, help="also record every model call to this JSONL (for replay:)"),
     sandbox: str = typer.Option("auto", help="auto | process | docker"),
+    executor: str = typer.Option("local", help="local | ray (the GPU evaluator is a Ray actor on a cluster)"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (with --executor ray)"),
     gpu: int = typer.Option(0, min=0),
     seed: int = typer.Option(0),
 ) -> None:
@@ -70,7 +98,7 @@ def optimize(
 
     from kernelsmith.agent import OptimizeRequest, optimize as run_optimize, request_from_run, resumable, write_best
     from kernelsmith.config import EvalConfig
-    from kernelsmith.evaluate.evaluator import Evaluator, NoGPU
+    from kernelsmith.evaluate.evaluator import NoGPU
     from kernelsmith.live import SearchView
     from kernelsmith.llm.client import make_model
     from kernelsmith.llm.types import LLMError
@@ -108,8 +136,10 @@ def optimize(
         return v
 
     cfg = EvalConfig.from_env(sandbox=sandbox, gpu=gpu)
+    if executor not in ("local", "ray"):
+        _fail(f"--executor is local or ray, not {executor!r}")
     try:
-        with Evaluator(cfg) as ev:
+        with _evaluator(cfg, executor, address) as ev:
             gpu_facts = ev.probe()
             run_id, outcome = run_optimize(req, llm, ev, store, gpu_facts, run_id=resume, make_view=make_view)
     except NoGPU as exc:

@@ -220,3 +220,17 @@ def test_serve_and_bench_use_one_actor_per_cluster_gpu(monkeypatch, tmp_path):
     assert results[0].verdict is Verdict.CORRECT
     first.close()
     second.close()
+
+
+def test_optimize_uses_one_ray_actor(monkeypatch, tmp_path):
+    """`optimize --executor ray`: the search's evaluator is one actor, closed with its pool."""
+    import kernelsmith.evaluate.ray_pool as rp
+    from kernelsmith import cli_search
+
+    real = rp.make_ray_pool
+    monkeypatch.setattr(rp, "make_ray_pool", lambda config, address=None, num_actors=None: real(
+        cfg(tmp_path), address=address, num_actors=num_actors, evaluator_factory=FAKE, remote_compile=False))
+    ctx = cli_search._evaluator(cfg(tmp_path), "ray", None)
+    with ctx as ev:
+        assert len(ctx.pool) == 1
+        assert ev.evaluate_many(items(["fast20"]))[0].verdict is Verdict.CORRECT
