@@ -50,6 +50,10 @@ class EvalConfig:
             cfg.sandbox = os.environ["KERNELSMITH_SANDBOX"]
         if os.environ.get("KERNELSMITH_ARCH"):
             cfg.arch = os.environ["KERNELSMITH_ARCH"]
+        if os.environ.get("KERNELSMITH_COMPILE_BASELINE", "").lower() in ("0", "false", "no", "off"):
+            cfg.compile_baseline = False  # torch.compile costs 10-30 s per task and GPU
+        if _env_float("KERNELSMITH_MAX_TIMING_SECONDS") is not None:
+            cfg.timing = dict(cfg.timing, max_seconds=_env_float("KERNELSMITH_MAX_TIMING_SECONDS"))
         for k, v in overrides.items():
             if v is not None:
                 setattr(cfg, k, v)

@@ -19,7 +19,7 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 case "${1:-}" in
   fixtures)
     python3 scripts/fixture_generations.py write /tmp/fx.jsonl
-    python3 -m kernelsmith.cli bench --generations /tmp/fx.jsonl --suite tasks --label fixtures \
+    KERNELSMITH_COMPILE_BASELINE=0 KERNELSMITH_MAX_TIMING_SECONDS=1 python3 -m kernelsmith.cli bench --generations /tmp/fx.jsonl --suite tasks --label fixtures \
       --db "sqlite:///$OUT/fixtures.db" 2>&1 | tee "$OUT/fixtures.log" | tail -30
     run=$(python3 -c "from kernelsmith.store.runs import RunStore; print(RunStore('sqlite:///$OUT/fixtures.db').list_runs()[0].id)")
     python3 scripts/fixture_generations.py check /tmp/fx.jsonl "$run" --db "sqlite:///$OUT/fixtures.db" | tee "$OUT/fixtures_check.txt" | tail -40 ;;

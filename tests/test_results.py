@@ -27,3 +27,14 @@ def test_failure_is_a_value():
     assert d["verdict"] == "compile_error" and d["error"] == "compile"
     assert EvalResult.from_dict(d).error is ErrorClass.COMPILE
     assert not r.correct and r.speedup is None
+
+
+def test_config_from_environment(monkeypatch):
+    from kernelsmith.config import EvalConfig
+
+    monkeypatch.setenv("KERNELSMITH_COMPILE_BASELINE", "0")
+    monkeypatch.setenv("KERNELSMITH_MAX_TIMING_SECONDS", "1.5")
+    monkeypatch.setenv("KERNELSMITH_ATOL", "1e-3")
+    cfg = EvalConfig.from_env(trials=3)
+    assert cfg.compile_baseline is False and cfg.timing["max_seconds"] == 1.5
+    assert cfg.atol == 1e-3 and cfg.trials == 3 and cfg.rtol is None
