@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import sys
 import threading
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from kernelsmith.llm.types import LLM, Completion, Sampling
+from kernelsmith.results import ErrorClass, Verdict
 from kernelsmith.search.base import Budget, SearchContext, make_strategy
 from kernelsmith.search.loop import SearchOutcome, run_search
 from kernelsmith.search.types import Candidate, Evaluate
@@ -74,6 +76,36 @@ class StoreRecorder:
     def call_row(self, comp: Completion | None) -> int | None:
         with self._lock:
             return self._ids.get(comp.call_id) if comp and comp.call_id else None
+
+
+class ToolingEvaluator:
+    """Runs Nsight Compute (--profile) and compute-sanitizer (--sanitize) on every candidate
+    that becomes the run's best verified kernel. A sanitizer finding turns the result into
+    INCORRECT: a kernel with out-of-bounds accesses or races is not a kernel to keep."""
+
+    def __init__(self, inner, profile: bool = False, sanitize: bool = False):
+        self.inner, self.do_profile, self.do_sanitize = inner, profile, sanitize
+        self.best = 0.0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def evaluate_many(self, items, on_result=None):
+        items = list(items)
+        results = self.inner.evaluate_many(items, on_result=on_result)
+        for (task, code), r in zip(items, results):
+            if not (r.correct and r.speedup and r.speedup > self.best):
+                continue
+            if self.do_sanitize:
+                r.sanitizer = self.inner.sanitize(task, code)
+                if re.search(r"\b[1-9]\d* error", r.sanitizer):
+                    r.verdict, r.error = Verdict.INCORRECT, ErrorClass.SANITIZER
+                    r.message = f"compute-sanitizer: {r.sanitizer}"
+                    continue
+            self.best = r.speedup
+            if self.do_profile:
+                r.profile = self.inner.profile(task, code)
+        return results
 
 
 def start_run(store: RunStore, req: OptimizeRequest, task: Task, model_name: str) -> str:

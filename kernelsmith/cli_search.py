@@ -89,6 +89,8 @@ def optimize(
     record: Optional[Path] = typer.Option(None, help="also record every model call to this JSONL (for replay:)"),
     sandbox: str = typer.Option("auto", help="auto | process | docker"),
     executor: str = typer.Option("local", help="local | ray (the GPU evaluator is a Ray actor on a cluster)"),
+    profile: bool = typer.Option(False, "--profile", help="Nsight Compute summary of each new best, fed to the model"),
+    sanitize: bool = typer.Option(False, "--sanitize", help="compute-sanitizer (memcheck, racecheck) on each new best"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (with --executor ray)"),
     gpu: int = typer.Option(0, min=0),
     seed: int = typer.Option(0),
@@ -96,7 +98,9 @@ def optimize(
     """Search for a faster verified kernel for TASK with an LLM; writes the best one."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from kernelsmith.agent import OptimizeRequest, optimize as run_optimize, request_from_run, resumable, write_best
+    from kernelsmith.agent import (
+        OptimizeRequest, ToolingEvaluator, optimize as run_optimize, request_from_run, resumable, write_best,
+    )
     from kernelsmith.config import EvalConfig
     from kernelsmith.evaluate.evaluator import NoGPU
     from kernelsmith.live import SearchView
@@ -141,6 +145,8 @@ def optimize(
     try:
         with _evaluator(cfg, executor, address) as ev:
             gpu_facts = ev.probe()
+            if profile or sanitize:
+                ev = ToolingEvaluator(ev, profile=profile, sanitize=sanitize)
             run_id, outcome = run_optimize(req, llm, ev, store, gpu_facts, run_id=resume, make_view=make_view)
     except NoGPU as exc:
         _fail(f"{exc}; `kernelsmith optimize` evaluates on a CUDA GPU")

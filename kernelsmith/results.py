@@ -57,6 +57,7 @@ class ErrorClass(str, enum.Enum):
     TAMPERING = "tampering"  # timer, harness or torch internals modified
     IMPOSSIBLE_SPEED = "impossible_speed"  # faster than the physical bound
     NO_KERNEL = "no_kernel"  # none of the candidate's own kernels ran
+    SANITIZER = "sanitizer"  # compute-sanitizer found memory errors or races
     TASK = "task"  # reference failed
     SANDBOX = "sandbox"  # the evaluator itself could not run the job
 
@@ -164,6 +165,8 @@ class EvalResult:
     output: str = ""  # the tail of the candidate's stdout/stderr: shown, never parsed
     cached: bool = False  # served from the evaluation cache
     warnings: list[str] = field(default_factory=list)
+    profile: str = ""  # Nsight Compute summary (optimize --profile), or why there is none
+    sanitizer: str = ""  # compute-sanitizer findings for a run's best kernel, or why none
 
     @property
     def correct(self) -> bool:

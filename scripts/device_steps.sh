@@ -8,6 +8,7 @@
 #   timing    timing reproducibility tests                                    [issue 2]
 #   bench     benchmarks/eval_throughput.py (SOAK=200)                        [issue 2]
 #   optimize  the whole optimize loop with scripted real kernels              [issue 3]
+#   tools     Nsight Compute profile and compute-sanitizer through the evaluator [issues 3, 5]
 set -u
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
@@ -32,5 +33,7 @@ case "${1:-}" in
     python3 benchmarks/eval_throughput.py --soak "${SOAK:-200}" --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log" | tail -60 ;;
   optimize)
     python3 scripts/device_optimize.py "$OUT/optimize" 2>&1 | tee "$OUT/optimize.log" | tail -30 ;;
-  *) echo "usage: $0 fixtures|hostile|timing|bench|optimize"; exit 2 ;;
+  tools)
+    python3 scripts/device_tools.py 2>&1 | tee "$OUT/tools.log" | tail -40 ;;
+  *) echo "usage: $0 fixtures|hostile|timing|bench|optimize|tools"; exit 2 ;;
 esac

@@ -251,6 +251,38 @@ class Evaluator:
             self.results.put(self._result_key(task, chash), res.to_dict())
         return res
 
+    def _tool_job(self, job: str, task: Task, code: str, extra: dict) -> dict:
+        cand, tpath, build, _ = self._paths(task, code)
+        comp = self._compile(cand, build)
+        if not comp.ok:
+            return {"available": False, "note": f"not run: the candidate does not compile ({comp.message})"}
+        args = {"task_path": str(tpath), "candidate_path": str(cand), "build_dir": str(build), **extra}
+        out = self._server("gpu").submit(job, args, timeout=900, writable=[str(build)]).result()
+        if out.status != "ok" or not isinstance(out.result, dict):
+            return {"available": False, "note": f"the {job} job {out.status}: {str(out.result or out.output)[-300:]}"}
+        return out.result
+
+    def profile(self, task: Task, code: str) -> str:
+        """A short Nsight Compute summary of the candidate's own kernels, or why there is none."""
+        from kernelsmith.harness.provenance import names_in_text
+
+        names = sorted(names_in_text(code))
+        res = self._tool_job("profile", task, code, {"kernels": names})
+        return res.get("summary", "") if res.get("available") else f"(no profile: {res.get('note', '')})"
+
+    def sanitize(self, task: Task, code: str) -> str:
+        """compute-sanitizer memcheck and racecheck findings, or why they were not run."""
+        res = self._tool_job("sanitize", task, code, {})
+        if not res.get("available"):
+            return f"(not checked: {res.get('note', '')})"
+        parts = []
+        for tool in ("memcheck", "racecheck"):
+            r = res.get(tool) or {}
+            n = r.get("errors")
+            parts.append(f"{tool}: " + ("did not finish" if n is None else f"{n} error(s)")
+                         + (f" - first: {r['first']}" if n and r.get("first") else ""))
+        return "; ".join(parts)
+
     def baseline(self, task: Task) -> dict | None:
         """Eager vs torch.compile for this task on this GPU, cached."""
         s = (self.probe_info or {}).get("system", {})

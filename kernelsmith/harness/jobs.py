@@ -33,6 +33,18 @@ def _baseline(args: dict) -> dict:
     return baseline.run(args)
 
 
+def _profile(args: dict) -> dict:
+    from kernelsmith.harness import gputools
+
+    return gputools.profile(args)
+
+
+def _sanitize(args: dict) -> dict:
+    from kernelsmith.harness import gputools
+
+    return gputools.sanitize(args)
+
+
 def _script(args: dict) -> dict:
     """Run a Python file and return what its `main()` returns (sandbox conformance tests)."""
     import runpy
@@ -47,6 +59,8 @@ JOBS: dict[str, Callable[[dict], dict]] = {
     "compile": _compile,
     "evaluate": _evaluate,
     "baseline": _baseline,
+    "profile": _profile,
+    "sanitize": _sanitize,
     "script": _script,
 }
 

@@ -42,8 +42,13 @@ def kernel_names(capture: Capture) -> set[str]:
     sources.extend(k["code"] for k in capture.cupy if isinstance(k.get("code"), str))
     names: set[str] = set()
     for src in sources:
-        names.update(_GLOBAL.findall(_LAUNCH_BOUNDS.sub(" ", src)))
+        names |= names_in_text(src)
     return names
+
+
+def names_in_text(text: str) -> set[str]:
+    """`__global__` function names anywhere in a text (a whole candidate file)."""
+    return set(_GLOBAL.findall(_LAUNCH_BOUNDS.sub(" ", text)))
 
 
 def _is_own(kernel: str, names: set[str]) -> bool:

@@ -164,6 +164,10 @@ def result_summary(r: EvalResult) -> str:
                 else "compute"
             out.append(f"It reaches {b.fraction:.0%} of the physical floor (100% = the hardware limit; floor "
                        f"{_ms(b.floor_ms)}, {kind}-bound: {b.bytes / 1e6:.3g} MB moved, {b.flops / 1e9:.3g} GFLOP).")
+    if r.profile:
+        out.append("Nsight Compute profile:\n" + clip(r.profile, 1500))
+    if r.sanitizer:
+        out.append("compute-sanitizer: " + clip(r.sanitizer, 600))
     warns = (r.static.warnings if r.static else []) + list(r.warnings)
     if warns:
         out.append("Warnings:\n" + "\n".join("- " + clip(w, 400) for w in warns[:4]))

@@ -1,0 +1,102 @@
+"""Nsight Compute and compute-sanitizer support without a GPU: the output parsers, the
+fallback when a tool is missing (through the real sandbox), and how optimize uses them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kernelsmith.agent import ToolingEvaluator
+from kernelsmith.harness import gputools
+from kernelsmith.results import ErrorClass, Verdict
+from tests.search.search_fakes import FakeEvaluator, correct, kernel, task
+
+# The layout of `ncu --csv --page raw`: program output and ==PROF== lines, a header, a units row.
+NCU_CSV = '''==PROF== Connected to process 123 (/usr/bin/python3)
+==PROF== Profiling "sgemm_nn" - 0: 0%....50%....100% - 9 passes
+"ID","Process ID","Process Name","Host Name","Kernel Name","Context","Stream","Block Size","Grid Size","Device","CC","dram__throughput.avg.pct_of_peak_sustained_elapsed","sm__throughput.avg.pct_of_peak_sustained_elapsed","launch__registers_per_thread","smsp__average_warps_issue_stalled_long_scoreboard_per_issue_active.ratio","smsp__average_warps_issue_stalled_barrier_per_issue_active.ratio","gpu__time_duration.sum"
+"","","","","","","","","","","","%","%","register/thread","ratio","ratio","nsecond"
+"0","123","python3","vm","sgemm_nn","1","7","(256, 1, 1)","(32, 32, 1)","0","9.0","12.5","81.25","127","0.5","2.75","2,500,000"
+"1","123","python3","vm","sgemm_nn","1","7","(256, 1, 1)","(32, 32, 1)","0","9.0","13.5","80.75","127","0.7","2.25","2,600,000"
+'''
+
+
+def test_parse_and_summarize_ncu_csv():
+    rows = gputools.parse_ncu_csv(NCU_CSV)
+    assert len(rows) == 2 and rows[0]["Kernel Name"] == "sgemm_nn"
+    assert rows[1]["gpu__time_duration.sum"] == 2_600_000.0  # thousands separators removed
+    text = gputools.summarize_ncu(rows)
+    assert "sgemm_nn (2 launches)" in text
+    assert "DRAM throughput % of peak 13" in text and "SM throughput % of peak 81" in text
+    assert text.index("barrier 2.50") < text.index("long scoreboard (memory) 0.60")  # biggest stall first
+    assert gputools.parse_ncu_csv("==ERROR== ERR_NVGPUCTRPERM - no permission") == []
+
+
+def test_parse_sanitizer_output():
+    clean = "========= COMPUTE-SANITIZER\n========= ERROR SUMMARY: 0 errors\n"
+    assert gputools.parse_sanitizer(clean) == (0, "")
+    bad = ("========= COMPUTE-SANITIZER\n========= Invalid __global__ write of size 4 bytes\n"
+           "=========     at oob_write+0x70\n========= ERROR SUMMARY: 3 errors\n")
+    n, first = gputools.parse_sanitizer(bad)
+    assert n == 3 and first.startswith("Invalid __global__ write")
+    assert gputools.parse_sanitizer("Segmentation fault")[0] is None
+
+
+@pytest.mark.skipif(shutil.which("ncu") is not None, reason="ncu is installed: the fallback is not reachable")
+def test_tools_missing_fall_back_with_a_note(tmp_path):
+    """Through the real process sandbox: the GPU-side jobs say why there is no profile."""
+    from kernelsmith.config import EvalConfig
+    from kernelsmith.evaluate.evaluator import Evaluator
+    from kernelsmith.sandbox.local import LocalSandbox
+    from kernelsmith.task import Task
+
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc is not installed: the candidate cannot compile here")
+    root = Path(__file__).resolve().parents[1]
+    t = Task.load(root / "tasks" / "level1" / "005_relu.py")
+    code = (root / "tests" / "fixtures" / "solutions" / "level1_005_relu" / "correct_cupy.py").read_text()
+    with Evaluator(EvalConfig(cache_dir=tmp_path, arch="9.0"), sandbox=LocalSandbox()) as ev:
+        assert ev.profile(t, code).startswith("(no profile: Nsight Compute (ncu) is not installed")
+        if shutil.which("compute-sanitizer") is None:
+            assert ev.sanitize(t, code).startswith("(not checked: compute-sanitizer is not installed")
+
+
+class _Tools(FakeEvaluator):
+    def __init__(self, sanitizer: str):
+        super().__init__(default=lambda tag: correct(float(tag[4:]) / 10))
+        self.sanitizer_text = sanitizer
+        self.profiled: list[str] = []
+
+    def profile(self, t, code):
+        self.profiled.append(code)
+        return "sgemm_nn: DRAM throughput % of peak 12"
+
+    def sanitize(self, t, code):
+        return self.sanitizer_text
+
+
+def test_new_bests_get_profiled_and_sanitized():
+    inner = _Tools("memcheck: 0 error(s); racecheck: 0 error(s)")
+    ev = ToolingEvaluator(inner, profile=True, sanitize=True)
+    res = ev.evaluate_many([(task(), kernel("fast15")), (task(), kernel("fast12")), (task(), kernel("fast20"))])
+    assert [bool(r.profile) for r in res] == [True, False, True]  # only new bests
+    assert res[0].sanitizer.startswith("memcheck: 0")
+
+
+def test_a_sanitizer_finding_disqualifies_the_kernel():
+    inner = _Tools("memcheck: 2 error(s) - first: Invalid __global__ write; racecheck: 0 error(s)")
+    res = ToolingEvaluator(inner, sanitize=True).evaluate_many([(task(), kernel("fast30"))])
+    assert res[0].verdict is Verdict.INCORRECT and res[0].error is ErrorClass.SANITIZER
+    assert "Invalid __global__ write" in res[0].message
+
+
+def test_profile_and_sanitizer_reach_the_prompt():
+    from kernelsmith.llm.prompts import result_summary
+
+    r = correct(2.0)
+    r.profile = "sgemm_nn (2 launches): DRAM throughput % of peak 13"
+    r.sanitizer = "memcheck: 0 error(s); racecheck: 0 error(s)"
+    text = result_summary(r)
+    assert "Nsight Compute profile:\nsgemm_nn (2 launches)" in text and "compute-sanitizer: memcheck: 0" in text
