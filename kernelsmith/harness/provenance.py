@@ -74,7 +74,7 @@ def measure(call, names: set[str]) -> Provenance:
         if name.startswith(("Memcpy", "Memset", "cudaM")):  # copies are not compute
             continue
         seen = True
-        ms = (getattr(ev, "device_time", None) or getattr(ev, "cuda_time", 0.0) or 0.0) / 1e3
+        ms = float(getattr(ev, "device_time_total", 0.0) or 0.0) / 1e3  # a GPU event's own duration (us)
         if _is_own(name, names):
             own_ms += ms
             own.add(name)
