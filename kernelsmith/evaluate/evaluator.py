@@ -56,13 +56,13 @@ class Evaluator:
         self.ceilings = JsonCache(root, "ceilings")
         self._cpu = None
         self._gpu = None
-        self._lock = threading.Lock()
+        self._locks = {"cpu": threading.Lock(), "gpu": threading.Lock()}
         self._pool = ThreadPoolExecutor(max_workers=self.config.compile_workers)
         self.probe_info: dict | None = None
 
     # -- servers --------------------------------------------------------------------
     def _server(self, role: str):
-        with self._lock:
+        with self._locks[role]:  # one lock per role: the two servers start in parallel
             srv = self._cpu if role == "cpu" else self._gpu
             if srv is None or not srv.alive():
                 if srv is not None:
@@ -75,6 +75,12 @@ class Evaluator:
                     self._gpu = srv
             return srv
 
+    def _warm_cpu(self) -> None:
+        try:
+            self._server("cpu")
+        except Exception:  # noqa: BLE001 - the compile stage will report it when it needs the server
+            log.debug("warming the compile server failed", exc_info=True)
+
     @property
     def arch(self) -> str:
         if self.config.arch:
@@ -84,10 +90,11 @@ class Evaluator:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-        for srv in (self._cpu, self._gpu):
-            if srv is not None:
-                srv.close()
-        self._cpu = self._gpu = None
+        with self._locks["cpu"], self._locks["gpu"]:  # waits for a server still starting
+            for srv in (self._cpu, self._gpu):
+                if srv is not None:
+                    srv.close()
+            self._cpu = self._gpu = None
 
     def __enter__(self) -> "Evaluator":
         return self
@@ -100,6 +107,8 @@ class Evaluator:
         """GPU name, versions and (cached per GPU and driver) measured ceilings."""
         if self.probe_info is not None and (not ceilings or "ceilings" in self.probe_info):
             return self.probe_info
+        # Start the CPU (compile) server while the GPU server imports torch and probes.
+        threading.Thread(target=self._warm_cpu, daemon=True, name="ks-warm-cpu").start()
         out = self._server("gpu").submit("probe", {"ceilings": False}, timeout=120).result()
         if out.status != "ok":
             raise RuntimeError(f"the GPU probe failed ({out.status}): {out.result or out.output[-500:]}")

@@ -108,6 +108,7 @@ class _Unloaded:
 def run(args: dict) -> dict:
     t0 = time.perf_counter()
     build_dir, arch = args["build_dir"], args.get("arch", "9.0")
+    os.environ["TORCH_CUDA_ARCH_LIST"] = arch  # the job's arch, whatever the server started with
     timeout = float(args.get("nvcc_timeout", 600))
     import torch
     import torch.utils.cpp_extension as cpp
