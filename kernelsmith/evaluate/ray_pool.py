@@ -18,267 +18,42 @@ are `RayEvaluator` proxies, so search, the batch runner and `map_tasks` work unc
 
 Workers must be able to import kernelsmith (an installed package, or PYTHONPATH in the
 job's runtime_env) and, for a custom `evaluator_factory` ("module:callable"), that module.
+
+Layout: this module is the driver side (the RayEvaluator proxy and make_ray_pool);
+ray_actor the Ray side (the GPU actor); ray_builds remote compiles and shipping build
+directories; ray_runtime what both sides share.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import importlib
-import io
 import logging
-import os
-import queue
-import shutil
-import tarfile
-import tempfile
 import threading
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from kernelsmith.config import EvalConfig
-from kernelsmith.evaluate.evaluator import OK_MARKER, NoGPU
+from kernelsmith.evaluate.evaluator import NoGPU
 from kernelsmith.evaluate.pool import EvaluatorPool
-from kernelsmith.results import CompileResult, ErrorClass, EvalResult, SystemInfo, Verdict, _decode, _encode
+from kernelsmith.evaluate.ray_actor import ray_remotes
+from kernelsmith.evaluate.ray_builds import compile_failure, install_tree, pack_dir
+from kernelsmith.evaluate.ray_runtime import load_factory, ray_available
+from kernelsmith.results import CompileResult, ErrorClass, EvalResult, SystemInfo, Verdict, _decode
 from kernelsmith.task import Task
+
+# Names that callers import from this module, from before it was split.
+__all__ = ["ACTOR_START_TIMEOUT", "RayEvaluator", "RayEvaluatorPool", "compile_failure", "died", "install_tree",
+           "load_factory", "make_ray_pool", "pack_dir", "ray_available"]
 
 log = logging.getLogger(__name__)
 
 ACTOR_START_TIMEOUT = 600.0  # seconds to wait for a (re)started GPU actor to come up
 
 
-def ray_available() -> tuple[bool, str]:
-    """(True, version) when Ray can be imported, else (False, what to do)."""
-    try:
-        import ray
-    except Exception as exc:  # noqa: BLE001 - ImportError or a broken install
-        return False, f"Ray is not importable ({type(exc).__name__}: {exc}); install it with pip install 'ray==2.60.0'"
-    return True, f"ray {getattr(ray, '__version__', '?')}"
-
-
-def load_factory(spec: str | Callable | None) -> Callable[[EvalConfig], Any]:
-    """'module:callable' -> the callable; a callable as is; None -> the real Evaluator."""
-    if spec is None:
-        from kernelsmith.evaluate.evaluator import Evaluator
-
-        return Evaluator
-    if callable(spec):
-        return spec
-    mod, _, name = str(spec).partition(":")
-    if not mod or not name:
-        raise ValueError(f"evaluator_factory takes 'module:callable' (got {spec!r})")
-    return getattr(importlib.import_module(mod), name)
-
-
-# --- build directories as bytes ------------------------------------------------------------
-
-def pack_dir(path: Path) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tar:
-        tar.add(str(path), arcname=".")
-    return buf.getvalue()
-
-
-def install_tree(root: Path, relative_key: str, data: bytes) -> bool:
-    """Unpack a build directory to root/relative_key (atomically: unpack beside it, then
-    rename). False when a finished build (with its marker) is already there."""
-    rel = Path(relative_key)
-    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
-        raise ValueError(f"not a relative build key: {relative_key!r}")
-    dest = Path(root) / rel
-    if (dest / OK_MARKER).exists():
-        return False
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".ks_install_"))
-    try:
-        tmp.chmod(0o755)  # sandboxed jobs may run as nobody
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(tmp, filter="data")
-            else:  # pragma: no cover - Pythons without extraction filters
-                for m in tar.getmembers():
-                    if m.name.startswith("/") or ".." in Path(m.name).parts or m.issym() or m.islnk():
-                        raise ValueError(f"unsafe member in a build archive: {m.name!r}")
-                tar.extractall(tmp)
-        if not (tmp / OK_MARKER).exists():
-            raise ValueError("the build archive has no completion marker")
-        if (dest / OK_MARKER).exists():
-            return False
-        if dest.exists():  # a killed earlier attempt
-            shutil.rmtree(dest, ignore_errors=True)
-        try:
-            os.rename(tmp, dest)
-        except OSError:
-            if (dest / OK_MARKER).exists():  # someone else installed it meanwhile
-                return False
-            raise
-        return True
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _to_dict(r: Any) -> dict:
-    return r.to_dict() if hasattr(r, "to_dict") else _encode(r)
-
-
-def compile_failure(task: Task, code: str, comp: CompileResult, system: SystemInfo | None = None) -> EvalResult:
-    """The result the GPU actor would give for a candidate that does not compile (as in
-    Evaluator._gpu_stage)."""
-    from kernelsmith.evaluate import static
-
-    chash = hashlib.sha256(code.encode()).hexdigest()
-    verdict = Verdict.TIMEOUT if comp.error is ErrorClass.COMPILE_TIMEOUT else Verdict.COMPILE_ERROR
-    return EvalResult(verdict, task.hash, chash, static=static.screen(code, task.source), compile=comp,
-                      error=comp.error, message=comp.message or "compile failed", system=system or SystemInfo(),
-                      wall={"compile": comp.seconds})
-
-
 def died(task: Task, code: str, why: str) -> EvalResult:
+    """The result of an item whose GPU worker died under it even when run alone."""
     chash = hashlib.sha256(code.encode()).hexdigest()
     return EvalResult(Verdict.RUNTIME_ERROR, task.hash, chash, error=ErrorClass.SANDBOX,
                       message=f"the GPU worker died twice: {why}"[:2000])
-
-
-# --- the Ray side ---------------------------------------------------------------------------
-
-def _node_id() -> str:
-    import ray
-
-    try:
-        return ray.get_runtime_context().get_node_id()
-    except Exception:  # noqa: BLE001
-        return ""
-
-
-class _EvalActor:
-    """Owns one Evaluator on one GPU (Ray's CUDA_VISIBLE_DEVICES: gpu=0)."""
-
-    def __init__(self, config: EvalConfig, factory: str | Callable | None):
-        import ray
-
-        self.config = dataclasses.replace(config, gpu=0)
-        self.ev = load_factory(factory)(self.config)
-        self.gpu_ids = [str(g) for g in ray.get_gpu_ids()]
-
-    def info(self) -> dict:
-        return {"pid": os.getpid(), "node": _node_id(), "gpu_ids": self.gpu_ids,
-                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
-
-    def probe(self) -> Any:
-        return self.ev.probe() if hasattr(self.ev, "probe") else {}
-
-    def build_facts(self) -> dict:
-        """What a remote compile needs to produce this actor's build keys."""
-        self.probe()
-        ev = self.ev
-        system = _encode(ev.system()) if hasattr(ev, "system") else {}
-        return {"arch": ev.arch, "torch": ev._torch_version(), "root": str(ev.root), "node": _node_id(),
-                "system": system}
-
-    def install_build(self, relative_key: str, tar_bytes: bytes) -> bool:
-        return install_tree(Path(self.ev.root), relative_key, tar_bytes)
-
-    def has_build(self, relative_key: str) -> bool:
-        return (Path(self.ev.root) / relative_key / OK_MARKER).exists()
-
-    def attr(self, name: str) -> Any:
-        """An attribute of the evaluator (tests and debugging)."""
-        return getattr(self.ev, name)
-
-    def evaluate_stream(self, payload: list[tuple[str, str, str]]):
-        """Yields (index, result dict) as results come; raises what the evaluator raises."""
-        items = [(Task.from_source(src, path), code) for src, path, code in payload]
-        q: queue.Queue = queue.Queue()
-        done: set[int] = set()
-        box: dict[str, Any] = {}
-
-        def run() -> None:
-            try:
-                box["out"] = self.ev.evaluate_many(items, on_result=lambda i, r: q.put((i, r)))
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the actor's thread
-                box["exc"] = exc
-            finally:
-                q.put(None)
-
-        t = threading.Thread(target=run, daemon=True, name="ks-ray-eval")
-        t.start()
-        while True:
-            got = q.get()
-            if got is None:
-                break
-            i, r = got
-            if i not in done:
-                done.add(i)
-                yield i, _to_dict(r)
-        t.join()
-        if "exc" in box:
-            raise box["exc"]
-        for i, r in enumerate(box.get("out") or []):  # evaluators that did not call on_result
-            if i not in done and r is not None:
-                done.add(i)
-                yield i, _to_dict(r)
-
-    def close(self) -> None:
-        if hasattr(self.ev, "close"):
-            self.ev.close()
-
-
-def _compile_job(config: EvalConfig, factory: str | Callable | None, facts: dict, source: str, path: str,
-                 code: str, build_root: str) -> dict:
-    """Compile one candidate for the GPU actor described by `facts`.
-
-    build_root="actor": compile at the actor's own cache path (a build's absolute paths,
-    e.g. in ninja files, then match on the GPU node, so nothing is rebuilt there); the tar is
-    shipped only when this task ran on another node. "temp": compile in a fresh temporary
-    cache and always ship."""
-    task = Task.from_source(source, path)
-    same_node = bool(facts.get("node")) and facts.get("node") == _node_id()
-    root = Path(facts["root"]) if build_root == "actor" else None
-    tmp = None
-    if root is not None:
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            root = None
-    if root is None:
-        tmp = Path(tempfile.mkdtemp(prefix="ks_ray_compile_"))
-        tmp.chmod(0o755)
-        root = tmp
-    cfg = dataclasses.replace(config, cache_dir=root, arch=facts["arch"], gpu=0, compile_workers=1)
-    ev = load_factory(factory)(cfg)
-    try:
-        if hasattr(ev, "probe_info"):  # the actor's torch version: the same build key
-            ev.probe_info = {"system": {"compute_capability": facts["arch"], "torch": facts["torch"]}}
-        comp = ev.compile(task, code)
-        out: dict[str, Any] = {"compile": _encode(comp), "rel": None, "tar": None}
-        if comp.ok:
-            build = Path(ev._paths(task, code)[2])
-            out["rel"] = str(build.relative_to(Path(ev.root)))
-            if (build / OK_MARKER).exists() and (tmp is not None or not same_node):
-                out["tar"] = pack_dir(build)
-        return out
-    finally:
-        if hasattr(ev, "close"):
-            ev.close()
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-_REMOTE: dict[str, Any] = {}
-_REMOTE_LOCK = threading.Lock()
-
-
-def _remote() -> dict[str, Any]:
-    """The Ray-decorated actor class and compile task (made on first use: importing this
-    module must not need Ray)."""
-    with _REMOTE_LOCK:
-        if not _REMOTE:
-            import ray
-
-            _REMOTE["actor"] = ray.remote(num_gpus=1, max_restarts=0, max_concurrency=1)(_EvalActor)
-            _REMOTE["compile"] = ray.remote(num_cpus=1, max_retries=1)(_compile_job)
-        return _REMOTE
 
 
 # --- the driver side --------------------------------------------------------------------------
@@ -306,7 +81,7 @@ class RayEvaluator:
 
     # -- the actor ----------------------------------------------------------------------
     def _spawn(self):
-        cls = _remote()["actor"]
+        cls = ray_remotes()["actor"]
         return cls.options(num_gpus=self.gpus_per_actor).remote(self.config, self.factory)
 
     def wait_ready(self) -> dict:
@@ -437,7 +212,7 @@ class RayEvaluator:
                 self.remote_compile = False
                 return todo
         facts = self._facts
-        job = _remote()["compile"]
+        job = ray_remotes()["compile"]
         refs: dict[tuple[str, str], Any] = {}
         for i in todo:
             task, code = items[i]

@@ -18,6 +18,10 @@ Everything else (the protocol, per-job timeouts, rlimits, process-group kills, o
 truncation) is the fork server's, exactly as in the process sandbox; this module only
 adds the outer wall: `close()` kills and removes the container.
 
+Layout: docker_engine (client, availability, liveness), docker_mounts (what the container
+sees, as whom), docker_cleanup (no container outlives its owner); this module starts the
+container and wraps it as a fork server.
+
 Configuration through the environment (used where the constructor leaves it open):
   KERNELSMITH_DOCKER_IMAGE         the image (default kernelsmith-sandbox:latest)
   KERNELSMITH_DOCKER_HOST_MOUNTS   colon-separated host paths mounted read-only;
@@ -28,173 +32,31 @@ Configuration through the environment (used where the constructor leaves it open
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import threading
-import time
 import uuid
-from collections.abc import Iterable, Mapping
-
+from collections.abc import Iterable
 from concurrent.futures import Future
 
 from kernelsmith.sandbox.base import (SECRET_MARKERS, JobOutcome, Limits, ServerSpec, SocketServer, child_env,
                                       source_root)
+from kernelsmith.sandbox.docker_cleanup import LABEL, ownership_labels, remove_stale, track, untrack
+from kernelsmith.sandbox.docker_engine import (ALIVE_RECHECK_S, DEFAULT_IMAGE, ContainerLiveness, available,
+                                               default_image, docker_client)
+from kernelsmith.sandbox.docker_mounts import (NOBODY, PACKAGE_MOUNT, env_host_mounts, expand_host_mounts,
+                                               give_to_container_user, host_toolchain_mounts, normalise_mounts,
+                                               parse_user)
 
-DEFAULT_IMAGE = "kernelsmith-sandbox:latest"
-LABEL = "kernelsmith.sandbox"  # every container we start carries it (value: the role)
-NOBODY = (65534, 65534)
+# Names that callers import from this module, from before it was split.
+__all__ = ["ALIVE_RECHECK_S", "DEFAULT_IMAGE", "HOST_PATH_ENV", "LABEL", "NOBODY", "PACKAGE_MOUNT", "DockerSandbox",
+           "DockerServer", "available", "default_image", "host_toolchain_mounts", "remove_stale"]
+
 # Variables whose values are host paths: meaningless inside an image with its own
 # toolchain, so there they come from the image's configuration instead.
 HOST_PATH_ENV = ("PATH", "CUDA_HOME", "CUDA_PATH", "LD_LIBRARY_PATH")
-ALIVE_RECHECK_S = 0.5
-
-
-PACKAGE_MOUNT = "/opt/kernelsmith"  # where the kernelsmith package is mounted inside
-
-def _client(timeout: int = 60):
-    import docker
-
-    return docker.from_env(timeout=timeout)
-
-
-def default_image() -> str:
-    return os.environ.get("KERNELSMITH_DOCKER_IMAGE") or DEFAULT_IMAGE
-
-
-def available(image: str | None = None) -> tuple[bool, str]:
-    """Whether a Docker engine answers and has `image`; otherwise why not."""
-    image = image or default_image()
-    try:
-        import docker
-    except ImportError as exc:
-        return False, f"the docker Python package is not installed ({exc})"
-    try:
-        client = _client(timeout=10)
-    except Exception as exc:  # DockerException: no socket, bad DOCKER_HOST, ...
-        return False, f"no Docker engine reachable: {exc}"
-    try:
-        client.ping()
-        version = client.version().get("Version", "?")
-        try:
-            img = client.images.get(image)
-        except docker.errors.ImageNotFound:
-            return False, (f"Docker engine {version} has no image {image!r} (build sandbox/Dockerfile, "
-                           "or sandbox/build-test-image.sh for the test image)")
-        return True, f"Docker engine {version}, image {image} ({img.short_id})"
-    except Exception as exc:
-        return False, f"the Docker engine does not answer: {exc}"
-    finally:
-        client.close()
-
-
-def host_toolchain_mounts() -> list[str]:
-    """Host paths that let a bare image run this very interpreter (and its torch).
-
-    /usr (compilers, libc, CUDA under /usr/local), the Python installation (and the
-    virtual environment, when one is active), /etc/alternatives (cc, c++ links), the
-    dynamic loader's cache, CUDA_HOME where it lies outside /usr, the entries of
-    PYTHONPATH, and /lib, /lib64 where they are real directories (hosts without
-    merged /usr).
-    """
-    candidates = ["/usr", "/etc/alternatives", "/etc/ld.so.cache", sys.base_prefix, sys.prefix]
-    for lib in ("/lib", "/lib64", "/lib32"):
-        if os.path.isdir(lib) and not os.path.islink(lib):
-            candidates.append(lib)
-    for var in ("CUDA_HOME", "CUDA_PATH"):
-        if os.environ.get(var):
-            candidates.append(os.environ[var])
-    candidates += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    paths: list[str] = []
-    for path in candidates:
-        if os.path.exists(path):
-            paths += [os.path.abspath(path), os.path.realpath(path)]
-    paths = list(dict.fromkeys(paths))
-    # A path under another one is mounted with it.
-    out = [p for p in paths if not any(q != p and p.startswith(q.rstrip("/") + "/") for q in paths)]
-    return out
-
-
-def _env_host_mounts() -> list[str]:
-    value = os.environ.get("KERNELSMITH_DOCKER_HOST_MOUNTS", "")
-    out: list[str] = []
-    for item in value.split(":"):
-        item = item.strip()
-        if item == "auto":
-            out += host_toolchain_mounts()
-        elif item:
-            out.append(item)
-    return list(dict.fromkeys(out))
-
-
-def _normalise_mounts(mounts) -> dict[str, str]:
-    """{path: "ro"|"rw"} from a mapping, or paths (read-only) and (path, mode) pairs."""
-    if not mounts:
-        return {}
-    items = mounts.items() if isinstance(mounts, Mapping) else (
-        (m, "ro") if isinstance(m, (str, os.PathLike)) else tuple(m) for m in mounts)
-    out: dict[str, str] = {}
-    for path, mode in items:
-        mode = {"ro": "ro", "rw": "rw", True: "ro", False: "rw"}.get(mode, mode)
-        if mode not in ("ro", "rw"):
-            raise ValueError(f"mount mode for {path!r} must be 'ro' or 'rw', not {mode!r}")
-        out[os.path.abspath(os.fspath(path))] = mode
-    return out
-
-
-def _parse_user(user: str) -> tuple[int, int] | None:
-    """(uid, gid) of a numeric "uid[:gid]", else None (then we cannot chown for it)."""
-    uid, _, gid = user.partition(":")
-    try:
-        return int(uid), int(gid or uid)
-    except ValueError:
-        return None
-
-
-def _own(path: str, owner: tuple[int, int] | None, recursive: bool = False) -> None:
-    """Make a directory we created writable by the container's user."""
-    if owner is None or os.geteuid() != 0:
-        return  # not root: the container runs as our own uid, nothing to do
-    os.chown(path, *owner)
-    if recursive:
-        for root, dirs, files in os.walk(path):
-            for name in dirs + files:
-                try:
-                    os.lchown(os.path.join(root, name), *owner)
-                except FileNotFoundError:
-                    pass
-
-
-class _Liveness:
-    """`container.status == "running"`, asked of the engine at most every 0.5 s."""
-
-    def __init__(self, container):
-        self._container = container
-        self._lock = threading.Lock()
-        self._checked = time.monotonic()
-        self._running = True
-        self.dead = False
-
-    def __call__(self) -> bool:
-        if self.dead:
-            return False
-        with self._lock:
-            now = time.monotonic()
-            if now - self._checked >= ALIVE_RECHECK_S:
-                self._checked = now
-                try:
-                    self._container.reload()
-                    self._running = self._container.status in ("created", "running")
-                except Exception as exc:
-                    import docker
-
-                    if isinstance(exc, docker.errors.NotFound):
-                        self._running = False
-                    # any other engine hiccup: keep the last answer
-            return self._running
 
 
 class DockerServer(SocketServer):
@@ -221,62 +83,11 @@ class DockerServer(SocketServer):
         # it must be handed to the container's user: jobs there cannot chown.
         scratch = scratch or os.path.join(self._scratch_root, f"job-{uuid.uuid4().hex[:12]}")
         os.makedirs(os.path.join(scratch, "tmp"), exist_ok=True)
-        _own(scratch, self._owner, recursive=True)
+        give_to_container_user(scratch, self._owner, recursive=True)
         for path in writable or []:
             os.makedirs(path, exist_ok=True)
-            _own(path, self._owner)
+            give_to_container_user(path, self._owner)
         return super().submit(job, args, timeout, scratch=scratch, writable=writable)
-
-
-_LIVE: dict[str, object] = {}  # container id -> kill(), for the exit handler
-_LIVE_LOCK = threading.Lock()
-
-
-@atexit.register
-def _kill_live() -> None:
-    with _LIVE_LOCK:
-        kills = list(_LIVE.values())
-    for kill in kills:
-        try:
-            kill()
-        except Exception:
-            pass
-
-
-def remove_stale(client=None) -> int:
-    """Remove our containers (and their directories) left behind by processes of this
-    host that are gone, e.g. killed before they could close their servers."""
-    own = client is None
-    client = client or _client()
-    removed = 0
-    try:
-        for c in client.containers.list(all=True, filters={"label": LABEL}):
-            labels = c.labels or {}
-            if labels.get("kernelsmith.host") != socket.gethostname():
-                continue
-            try:
-                pid = int(labels.get("kernelsmith.pid", ""))
-            except ValueError:
-                continue
-            try:
-                os.kill(pid, 0)
-                continue  # its owner still runs (or the pid was reused): leave it
-            except ProcessLookupError:
-                pass
-            except PermissionError:
-                continue
-            try:
-                c.remove(force=True)
-                removed += 1
-            except Exception:
-                continue
-            for path in labels.get("kernelsmith.dirs", "").split(":"):
-                if os.path.basename(path).startswith("ks-") and os.path.isabs(path):
-                    shutil.rmtree(path, ignore_errors=True)
-    finally:
-        if own:
-            client.close()
-    return removed
 
 
 class DockerSandbox:
@@ -308,16 +119,15 @@ class DockerSandbox:
         self.limits = limits or Limits()
         self.gpus = gpus
         self.scratch_root = scratch_root
-        self.mounts = _normalise_mounts(mounts)
+        self.mounts = normalise_mounts(mounts)
         if host_mounts is None:
-            host_mounts = _env_host_mounts()
+            host_mounts = env_host_mounts()
             if host_mounts and python is None and not os.environ.get("KERNELSMITH_DOCKER_PYTHON"):
+                # Host mounts from the environment mean "run the host's toolchain": this
+                # interpreter, not whatever python3 the image may lack.
                 python = sys.executable
         else:
-            expanded: list[str] = []
-            for p in host_mounts:
-                expanded += host_toolchain_mounts() if p == "auto" else [os.path.abspath(p)]
-            host_mounts = list(dict.fromkeys(expanded))
+            host_mounts = expand_host_mounts(host_mounts)
         self.host_mounts = list(host_mounts)
         self.python = python or os.environ.get("KERNELSMITH_DOCKER_PYTHON") or "python3"
         self.user = user or ("%d:%d" % NOBODY if os.geteuid() == 0 else f"{os.getuid()}:{os.getgid()}")
@@ -332,13 +142,13 @@ class DockerSandbox:
 
     def add_mount(self, path: str, mode: str = "rw") -> None:
         """Bind-mount `path` (same path inside) into servers started from now on."""
-        self.mounts.update(_normalise_mounts({path: mode}))
+        self.mounts.update(normalise_mounts({path: mode}))
 
     # -- helpers -----------------------------------------------------------------------
 
     def client(self):
         if self._client is None:
-            self._client = _client()
+            self._client = docker_client()
         return self._client
 
     def _image_environment(self) -> dict[str, str]:
@@ -380,10 +190,9 @@ class DockerSandbox:
 
     def start(self, spec: ServerSpec) -> DockerServer:
         import docker
-        from docker.types import DeviceRequest, Mount
 
         client = self.client()
-        if not self._swept:
+        if not self._swept:  # once per sandbox: orphans of dead processes hold GPUs and disk
             self._swept = True
             try:
                 remove_stale(client)
@@ -393,22 +202,58 @@ class DockerSandbox:
             self._image_environment()  # also: does the image exist?
         except docker.errors.DockerException as exc:
             raise RuntimeError(f"the sandbox image {self.image!r} is not usable: {exc}") from None
-        owner = _parse_user(self.user)
-        tag = uuid.uuid4().hex[:10]
+        owner = parse_user(self.user)
         root = tempfile.mkdtemp(prefix=f"ks-{spec.role}-docker-", dir=self.scratch_root)
         ipc = tempfile.mkdtemp(prefix="ks-ipc-")
         # 0700 and owned by the container's user: only it and root reach the socket.
         os.chmod(root, 0o700)
-        _own(root, owner)
-        _own(ipc, owner)
+        give_to_container_user(root, owner)
+        give_to_container_user(ipc, owner)
         sock = os.path.join(ipc, "server.sock")
+
+        def cleanup_dirs() -> None:
+            shutil.rmtree(ipc, ignore_errors=True)
+            shutil.rmtree(root, ignore_errors=True)
 
         try:
             env = self._job_env(spec, home=root)
         except BaseException:
-            shutil.rmtree(ipc, ignore_errors=True)
-            shutil.rmtree(root, ignore_errors=True)
+            cleanup_dirs()
             raise
+        options = self._container_options(spec, env, root, ipc, sock)
+        try:
+            container = client.containers.run(self.image, **options)
+        except docker.errors.DockerException as exc:
+            try:  # a container created but not started (e.g. no such executable)
+                client.containers.get(options["name"]).remove(force=True)
+            except Exception:
+                pass
+            cleanup_dirs()
+            raise RuntimeError(f"could not start the sandbox container ({self.image}): {exc}") from None
+
+        alive = ContainerLiveness(container)
+        last_logs: list[str] = []
+        kill = _kill_switch(container, alive, last_logs, cleanup_dirs)
+        track(container.id, kill)
+        try:
+            return DockerServer(sock, self.name, root, env, self.limits, alive, kill,
+                                drop_privileges=False, connect_timeout=self.connect_timeout,
+                                container=container, owner=owner)
+        except RuntimeError as exc:
+            kill()
+            # The server did not come up: its last output usually says why.
+            detail = last_logs[-1][-2000:] if last_logs else ""
+            raise RuntimeError(f"{exc}: {detail}") from None
+        except BaseException:
+            kill()
+            raise
+
+    def _container_options(self, spec: ServerSpec, env: dict[str, str], root: str, ipc: str,
+                           sock: str) -> dict:
+        """The keyword arguments of containers.run(): the locked-down container of the
+        module docstring, running the fork server on `sock`."""
+        from docker.types import DeviceRequest, Mount
+
         container_env = dict(env)
         gpu = spec.gpu is not None and self.gpus
         if not gpu:
@@ -430,12 +275,11 @@ class DockerSandbox:
                             type="bind", read_only=True))
 
         memory = f"{self.limits.memory_mb}m"
-        kwargs = dict(
+        options = dict(
             command=[self.python, "-m", "kernelsmith.harness.server", "--socket", sock],
             detach=True,
-            name=f"ks-{spec.role}-{tag}",
-            labels={LABEL: spec.role, "kernelsmith.host": socket.gethostname(),
-                    "kernelsmith.pid": str(os.getpid()), "kernelsmith.dirs": f"{root}:{ipc}"},
+            name=f"ks-{spec.role}-{uuid.uuid4().hex[:10]}",
+            labels=ownership_labels(spec.role, [root, ipc]),
             environment=container_env,
             working_dir=root,
             user=self.user,
@@ -455,59 +299,35 @@ class DockerSandbox:
             tty=False,
         )
         if gpu:
-            kwargs["device_requests"] = [DeviceRequest(device_ids=[str(spec.gpu)], capabilities=[["gpu"]])]
+            options["device_requests"] = [DeviceRequest(device_ids=[str(spec.gpu)], capabilities=[["gpu"]])]
+        return options
 
-        def cleanup_dirs() -> None:
-            shutil.rmtree(ipc, ignore_errors=True)
-            shutil.rmtree(root, ignore_errors=True)
 
-        try:
-            container = client.containers.run(self.image, **kwargs)
-        except docker.errors.DockerException as exc:
-            try:  # a container created but not started (e.g. no such executable)
-                client.containers.get(kwargs["name"]).remove(force=True)
+def _kill_switch(container, alive: ContainerLiveness, last_logs: list[str], cleanup_dirs):
+    """kill(): idempotent and thread-safe (the server, the exit handler and start() may all
+    call it); keeps the container's last log lines in `last_logs` before removing it."""
+    lock = threading.Lock()
+    state = {"killed": False}
+
+    def kill() -> None:
+        with lock:
+            if state["killed"]:
+                return
+            state["killed"] = True
+            alive.dead = True
+            untrack(container.id)
+            try:
+                last_logs.append(container.logs(tail=60).decode("utf-8", "replace"))
+            except Exception:
+                pass
+            try:
+                container.kill()
+            except Exception:
+                pass  # not running any more
+            try:
+                container.remove(force=True)
             except Exception:
                 pass
             cleanup_dirs()
-            raise RuntimeError(f"could not start the sandbox container ({self.image}): {exc}") from None
 
-        alive = _Liveness(container)
-        last_logs: list[str] = []
-        state = {"killed": False}
-        kill_lock = threading.Lock()
-
-        def kill() -> None:
-            with kill_lock:
-                if state["killed"]:
-                    return
-                state["killed"] = True
-                alive.dead = True
-                with _LIVE_LOCK:
-                    _LIVE.pop(container.id, None)
-                try:
-                    last_logs.append(container.logs(tail=60).decode("utf-8", "replace"))
-                except Exception:
-                    pass
-                try:
-                    container.kill()
-                except Exception:
-                    pass  # not running any more
-                try:
-                    container.remove(force=True)
-                except Exception:
-                    pass
-                cleanup_dirs()
-
-        with _LIVE_LOCK:
-            _LIVE[container.id] = kill
-        try:
-            return DockerServer(sock, self.name, root, env, self.limits, alive, kill,
-                                drop_privileges=False, connect_timeout=self.connect_timeout,
-                                container=container, owner=owner)
-        except RuntimeError as exc:
-            kill()
-            detail = last_logs[-1][-2000:] if last_logs else ""
-            raise RuntimeError(f"{exc}: {detail}") from None
-        except BaseException:
-            kill()
-            raise
+    return kill

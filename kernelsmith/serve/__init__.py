@@ -1,7 +1,9 @@
 """`kernelsmith serve`: an HTTP reward server for RL trainers (TRL, verl, OpenRLHF).
 
-- service.ScoreService: tasks, result cache with in-flight de-duplication, a queue and a worker
-  (with its own evaluator) per GPU, async jobs. No HTTP.
+- service.ScoreService: ties the parts together and keeps the async jobs (no HTTP):
+  task_index (tasks by name or hash), request_items (parsing), result_cache (LRU and
+  in-flight de-duplication), gpu_workers (a queue, thread and evaluator per GPU), jobs
+  (rewards and response rows).
 - server.RewardServer: the stdlib HTTP server over it (routes and auth in its docstring).
 - adapters: thin HTTP clients shaped as each trainer's reward function.
 - store.ResultStore: the optional persistent result cache (--db).
