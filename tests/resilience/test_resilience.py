@@ -85,7 +85,7 @@ def test_full_disk_mid_run_fails_cleanly_without_corruption(tmp_path, task_file)
     assert store.integrity_check() == "ok"
     run = store.list_runs()[0]
     tot = store.totals(run.id)
-    assert 3 <= tot["candidates"] < 200, tot
+    assert 1 <= tot["candidates"] < 200, tot  # the disk filled mid-run: some rows, not all
     assert tot["evaluations"] >= 1, tot
     assert_intact(store, run.id)
     assert run.status != "finished"
