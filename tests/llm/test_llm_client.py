@@ -187,13 +187,10 @@ def test_megabyte_completion(fake_server):
 def test_parallel_calls_overlap(open_server):
     open_server.default = Reply("ok", delay=0.3)
     m = OpenAIModel("my-model", base_url=open_server.base_url, prices=PRICES)
-    t0 = time.monotonic()
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: m.complete(MSGS), range(8)))
-    elapsed = time.monotonic() - t0
     assert all(r[0].text == "ok" for r in results)
-    assert elapsed < 1.2, elapsed  # serial would take 2.4 s
-    assert open_server.max_inflight >= 4
+    assert open_server.max_inflight >= 4  # the requests overlapped at the server (no wall-clock assert)
 
 
 def test_concurrency_is_bounded(open_server):
