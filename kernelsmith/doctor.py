@@ -108,7 +108,7 @@ def render_doctor(r: dict, console: Console) -> None:
     t.add_row("ninja", r["ninja"] or "[red]not installed[/] (load_inline needs it)")
     d = r["docker"]
     t.add_row("Docker engine", d["engine"] and f"{d['engine']}" or f"not reachable ({d.get('reason', '')})")
-    t.add_row("sandbox in use", f"{r['sandbox']['name']}: {r['sandbox']['detail']}")
+    t.add_row("sandbox in use", r["sandbox"]["detail"] or str(r["sandbox"]["name"]))
     t.add_row("can compile", ok if r["can_compile"] else bad)
     t.add_row("can evaluate on a GPU", ok if r["can_evaluate"] else bad)
     console.print(t)
