@@ -93,14 +93,21 @@ def test_full_disk_mid_run_fails_cleanly_without_corruption(tmp_path, task_file)
 
 # --- 2. the model endpoint goes away mid-run --------------------------------------------------
 
-def test_lost_endpoint_stops_resumably_and_resume_reaches_the_budget(tmp_path, task_file):
-    db = f"sqlite:///{tmp_path / 'runs.db'}"
+def answers_then_drops(n: int):
+    """A server responder: `n` kernels, then every connection dropped (the endpoint is gone)."""
     answer = counting()
     served = [0]
 
     def responder(body):
         served[0] += 1
-        return answer(body) if served[0] <= 3 else Drop()
+        return answer(body) if served[0] <= n else Drop()
+
+    return responder
+
+
+def test_lost_endpoint_stops_resumably_and_resume_reaches_the_budget(tmp_path, task_file):
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    responder = answers_then_drops(3)
 
     req = OptimizeRequest(str(task_file), "fake-model", "best-of-n", Budget(max_candidates=8),
                           strategy_options={"n": 8}, llm_concurrency=1)
@@ -133,12 +140,7 @@ def test_lost_endpoint_stops_resumably_and_resume_reaches_the_budget(tmp_path, t
 
 def test_lost_endpoint_cli_says_so_and_exits_nonzero(tmp_path, task_file):
     db = f"sqlite:///{tmp_path / 'runs.db'}"
-    answer = counting()
-    served = [0]
-
-    def responder(body):
-        served[0] += 1
-        return answer(body) if served[0] <= 3 else Drop()
+    responder = answers_then_drops(3)
 
     with FakeOpenAIServer(responder=responder) as srv:
         p = run_cli([str(task_file), "--model", "fake-model", "--base-url", srv.base_url, "--db", db,
