@@ -39,10 +39,10 @@ def main() -> None:
     slow = (SOL / "correct_cupy.py").read_text()
     broken = slow.replace("__global__", "__global__ int broken = ;", 1)
     fast = (SOL / "correct_inline.py").read_text()
-    cache = Path(tempfile.mkdtemp(prefix="ks-opt-", dir="/tmp"))
-    cache.chmod(0o755)
-    with FakeOpenAIServer() as srv, Evaluator(EvalConfig(cache_dir=cache, timing={"max_seconds": 2.0}),
-                                               sandbox=LocalSandbox()) as ev:
+    # The default build cache (KERNELSMITH_HOME): builds from earlier steps are reused;
+    # results are not (use_cache=False), so every candidate is really evaluated.
+    cfg = EvalConfig.from_env(use_cache=False, timing={"max_seconds": 2.0})
+    with FakeOpenAIServer() as srv, Evaluator(cfg, sandbox=LocalSandbox()) as ev:
         srv.push(Reply(texts=fenced(slow)), Reply(texts=fenced(broken)), Reply(texts=fenced(fast)))
         store = RunStore(f"sqlite:///{out / 'runs.db'}")
         llm = OpenAIModel("scripted-kernels", base_url=srv.base_url, api_key="none")

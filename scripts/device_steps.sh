@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# The GPU verification, one step per device call (each fits the 10-minute limit).
+# The GPU verification, batched for device calls (10-minute limit each): steps run in the
+# order given, each under its own time limit, so one slow step cannot cost the others.
 # Before the first call, here: bash scripts/fetch_device_wheels.sh   (then carry .whl)
-# Usage on the device: bash scripts/device_steps.sh STEP
+# Usage on the device: bash scripts/device_steps.sh STEP[:SECONDS] ...
+#   doctor    kernelsmith doctor                                              [issue 2]
 #   fixtures  every fixture solution through `bench --generations` (all visible GPUs), checked
-#             against the manifest's verdicts            [issues 2, 4; use nvidia-h200-x2 for 2 GPUs]
+#             against the manifest's verdicts, then the leaderboard of that run  [issues 2, 4]
 #   hostile   the adversarial corpus, each followed by an honest candidate   [issues 2, 5]
 #   timing    timing reproducibility tests                                    [issue 2]
-#   bench     benchmarks/eval_throughput.py (SOAK=200)                        [issue 2]
+#   bench     benchmarks/eval_throughput.py                                   [issue 2]
 #   optimize  the whole optimize loop with scripted real kernels              [issue 3]
 #   tools     Nsight Compute profile and compute-sanitizer through the evaluator [issues 3, 5]
+#   serve     the reward server scoring a batch through the TRL/verl/OpenRLHF clients [issue 6]
+# Each step's output goes to $OUT/STEP.log; databases and JSON go to $OUT/extra.tgz.
 set -u
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
@@ -16,24 +20,39 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 KERNELSMITH_HOME=/tmp/ks
 mkdir -p /tmp/ks && chmod 755 /tmp/ks
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-case "${1:-}" in
-  fixtures)
-    python3 scripts/fixture_generations.py write /tmp/fx.jsonl
-    KERNELSMITH_COMPILE_BASELINE=0 KERNELSMITH_MAX_TIMING_SECONDS=1 python3 -m kernelsmith.cli bench --generations /tmp/fx.jsonl --suite tasks --label fixtures \
-      --db "sqlite:///$OUT/fixtures.db" 2>&1 | tee "$OUT/fixtures.log" | tail -30
-    run=$(python3 -c "from kernelsmith.store.runs import RunStore; print(RunStore('sqlite:///$OUT/fixtures.db').list_runs()[0].id)")
-    python3 scripts/fixture_generations.py check /tmp/fx.jsonl "$run" --db "sqlite:///$OUT/fixtures.db" | tee "$OUT/fixtures_check.txt" | tail -40 ;;
-  hostile)
-    python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_hostile_gpu.py 2>&1 | tee "$OUT/hostile.log" \
-      | grep -E "VERDICT|passed|failed|^FAILED" | tail -100 ;;
-  timing)
-    python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_timing_gpu.py 2>&1 | tee "$OUT/timing.log" | tail -30 ;;
-  bench)
-    python3 benchmarks/eval_throughput.py --soak "${SOAK:-200}" --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log" | tail -60 ;;
-  optimize)
-    python3 scripts/device_optimize.py "$OUT/optimize" 2>&1 | tee "$OUT/optimize.log" | tail -30 ;;
-  tools)
-    python3 scripts/device_tools.py 2>&1 | tee "$OUT/tools.log" | tail -40 ;;
-  *) echo "usage: $0 fixtures|hostile|timing|bench|optimize|tools"; exit 2 ;;
-esac
+OUT=${OUT:-/tmp/out}; X=/tmp/ks-extra; mkdir -p "$OUT" "$X"
+KS="python3 -m kernelsmith.cli"
+
+step() {
+  case "$1" in
+    doctor) $KS doctor ;;
+    fixtures)
+      python3 scripts/fixture_generations.py write $X/fx.jsonl
+      KERNELSMITH_COMPILE_BASELINE=0 KERNELSMITH_MAX_TIMING_SECONDS=1 $KS bench --generations $X/fx.jsonl \
+        --suite tasks --label fixtures --db "sqlite:///$X/fixtures.db" 2>&1 | tail -25
+      run=$(python3 -c "from kernelsmith.store.runs import RunStore; print(RunStore('sqlite:///$X/fixtures.db').list_runs()[0].id)")
+      python3 scripts/fixture_generations.py check $X/fx.jsonl "$run" --db "sqlite:///$X/fixtures.db"
+      $KS leaderboard --db "sqlite:///$X/fixtures.db" --format md --out $X/leaderboard.md && cat $X/leaderboard.md ;;
+    hostile) python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_hostile_gpu.py 2>&1 \
+               | grep -vE "^\s*$" | grep -E "VERDICT|passed|failed|^FAILED|Error|error" ;;
+    timing) python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_timing_gpu.py 2>&1 | tail -40 ;;
+    bench) python3 benchmarks/eval_throughput.py --soak "${SOAK:-200}" --json $X/bench.json ;;
+    optimize) python3 scripts/device_optimize.py $X/optimize ;;
+    tools) python3 scripts/device_tools.py ;;
+    serve) python3 scripts/device_serve.py ;;
+    *) echo "unknown step $1"; return 2 ;;
+  esac
+}
+
+for arg in "$@"; do
+  name=${arg%%:*}; secs=${arg#*:}; [[ $secs == "$arg" ]] && secs=300
+  echo "=== $name (limit ${secs}s) $(date +%T)"
+  start=$SECONDS
+  # timeout signals its whole process group: the step and what it started die at the limit.
+  export -f step; export KS X
+  timeout -k 10 "$secs" bash -c "step $name" > "$OUT/$name.log" 2>&1
+  rc=$?
+  tail -c "${TAIL:-1800}" "$OUT/$name.log"
+  echo "=== $name rc=$rc in $((SECONDS - start))s"
+done
+tar czf "$OUT/extra.tgz" -C "$X" . 2>/dev/null
