@@ -12,6 +12,8 @@
 #   optimize  the whole optimize loop with scripted real kernels              [issue 3]
 #   tools     Nsight Compute profile and compute-sanitizer through the evaluator [issues 3, 5]
 #   serve     the reward server scoring a batch through the TRL/verl/OpenRLHF clients [issue 6]
+#   overhead  host launch overhead against kernel time, CuPy and load_inline  [issue 2]
+#   ray       24 fixtures through `bench --executor ray` (needs .whl-ray carried)   [issue 6]
 # Each step's output goes to $OUT/STEP.log; databases and JSON go to $OUT/extra.tgz.
 set -u
 if ls .whl/*.whl >/dev/null 2>&1; then
@@ -40,6 +42,20 @@ step() {
     optimize) python3 scripts/device_optimize.py $X/optimize ;;
     tools) python3 scripts/device_tools.py ;;
     serve) python3 scripts/device_serve.py ;;
+    overhead) python3 scripts/device_overhead.py tasks/level1/001_leaky_relu_scale.py \
+                tests/fixtures/solutions/level1_001_leaky_relu_scale/correct_{cupy,inline}.py ;;
+    ray)  # Ray carried as a trimmed wheel (.whl-ray, see fetch_device_wheels.sh); only the needs the machine lacks
+      python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/raysite .whl-ray/ray-*.whl || return 1
+      for w in .whl-ray/*.whl; do
+        mod=$(basename "$w" | cut -d- -f1 | sed 's/^attrs$/attr/;s/^protobuf$/google.protobuf/;s/^pyyaml$/yaml/;s/^rpds_py$/rpds/')
+        [[ $mod == ray ]] || python3 -c "import $mod" 2>/dev/null \
+          || python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/raysite "$w"
+      done
+      export PYTHONPATH=$PYTHONPATH:/tmp/raysite
+      python3 scripts/fixture_generations.py write $X/fx_all.jsonl
+      grep -v 'correct_inline.py"' $X/fx_all.jsonl | head -24 > $X/fx_ray24.jsonl
+      KERNELSMITH_COMPILE_BASELINE=0 KERNELSMITH_MAX_TIMING_SECONDS=0.5 $KS bench --generations $X/fx_ray24.jsonl \
+        --suite tasks --label fixtures-ray --executor ray --db "sqlite:///$X/ray.db" 2>&1 | tail -30 ;;
     *) echo "unknown step $1"; return 2 ;;
   esac
 }

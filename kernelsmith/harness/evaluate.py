@@ -77,6 +77,18 @@ def _fresh_inputs(task, dev) -> list:
         return _to(dev, list(task.get_inputs()))
 
 
+class _Lap:
+    """Records the seconds since the previous call under wall[prefix + name]."""
+
+    def __init__(self, wall: dict, prefix: str):
+        self.wall, self.prefix, self.t = wall, prefix, _perf()
+
+    def __call__(self, name: str) -> None:
+        now = _perf()
+        self.wall[self.prefix + name] = now - self.t
+        self.t = now
+
+
 class Evaluation:
     def __init__(self, args: dict):
         self.args = args
@@ -93,8 +105,9 @@ class Evaluation:
         if not torch.cuda.is_available():
             raise Stop("runtime_error", "sandbox", "no CUDA GPU is visible to the evaluator")
         torch.empty(1, device=self.dev)  # creates the CUDA context
-        self.wall["cuda_init"] = _perf() - t0
+        self.wall["startup.cuda_init"] = _perf() - t0  # "a.b": a part of stage a
         self.out["system"] = probe.system_info(with_driver=False)
+        self.wall["startup.system"] = _perf() - t0 - self.wall["startup.cuda_init"]
         self._load_task()
         self.wall["startup"] = _perf() - t0
         t1 = _perf()
@@ -102,6 +115,7 @@ class Evaluation:
         self.wall["load"] = _perf() - t1
         t2 = _perf()
         self._check()
+        self.wall["check.trials"] = _perf() - t2
         self._provenance()
         self.wall["check"] = _perf() - t2
         if not self.args.get("skip_timing"):
@@ -113,22 +127,28 @@ class Evaluation:
 
     # -- stages -------------------------------------------------------------------
     def _load_task(self) -> None:
+        lap = _Lap(self.wall, "startup.task_")
         try:
             self.task = load_module(self.args["task_path"], "ks_task")
             self.init = list(self.task.get_init_inputs())
             self.seed = secrets.randbits(31)
             torch.manual_seed(self.seed)
             self.ref = self.task.Model(*self.init).to(self.dev)
+            lap("init")
             inputs = _fresh_inputs(self.task, self.dev)
+            _sync()
+            lap("inputs")
             with torch.no_grad():
                 ref_out = self.ref(*_clone(inputs))
             _sync()
+            lap("forward")
         except Exception as exc:  # noqa: BLE001
             raise Stop("invalid_task", "task", f"the reference failed: {type(exc).__name__}: {exc}") from None
         if check.near_constant(ref_out):
             raise Stop("invalid_task", "task", "the reference output is (near-)constant: no check can fail")
         self.out_like = ref_out
         flops, nbytes = bound.count(self.ref, _clone(inputs))
+        lap("flops")
         self.out["flops"], self.out["bytes"] = flops, nbytes
 
     def _load_candidate(self) -> None:

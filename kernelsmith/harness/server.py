@@ -57,6 +57,28 @@ def _preimport() -> None:
         pass
     import kernelsmith.harness.jobs  # noqa: F401
 
+    _warm_first_uses()
+
+
+def _warm_first_uses() -> None:
+    """Pay once, before any fork, the lazy set-up that each child would otherwise pay on
+    first use: FlopCounterMode's first count costs about a second (imports, dispatch
+    tables). CPU tensors only, so CUDA stays uninitialised."""
+    import torch
+    import torch.profiler  # noqa: F401
+    from torch.utils.flop_counter import FlopCounterMode
+
+    # Tiny tensors and one thread: an OpenMP parallel region before fork() can hang the
+    # child (GNU OpenMP is not fork-safe), so none may start here.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        x = torch.randn(2, 8)
+        with FlopCounterMode(display=False), torch.no_grad():
+            torch.softmax(x @ torch.randn(8, 8), dim=-1)
+    finally:
+        torch.set_num_threads(threads)
+
 
 def _apply_limits(limits: dict) -> None:
     for name, value in limits.items():
@@ -304,8 +326,13 @@ def _spawn(req: dict) -> Child:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--socket", required=True)
+    parser.add_argument("--nice", type=int, default=0,
+                        help="lower this server's and its jobs' CPU priority (compile servers: GPU timing "
+                             "runs must not wait for CPU behind nvcc)")
     args = parser.parse_args()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    if args.nice:
+        os.nice(args.nice)
     serve(args.socket)
 
 

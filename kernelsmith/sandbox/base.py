@@ -63,6 +63,12 @@ class ServerSpec:
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
+def server_args(spec: ServerSpec) -> list[str]:
+    """Extra command-line arguments of the fork server for this role: compiles run at a
+    lower CPU priority, so nvcc on every core cannot slow the GPU jobs' host side."""
+    return ["--nice", "10"] if spec.role == "cpu" else []
+
+
 def child_env(spec: ServerSpec, home: str, source_root: str) -> dict[str, str]:
     """The minimal environment of a sandboxed job: no keys, no tokens, no proxies."""
     env = {k: os.environ[k] for k in PASSTHROUGH if k in os.environ}

@@ -42,7 +42,7 @@ from collections.abc import Iterable
 from concurrent.futures import Future
 
 from kernelsmith.sandbox.base import (SECRET_MARKERS, JobOutcome, Limits, ServerSpec, SocketServer, child_env,
-                                      source_root)
+                                      server_args, source_root)
 from kernelsmith.sandbox.docker_cleanup import LABEL, ownership_labels, remove_stale, track, untrack
 from kernelsmith.sandbox.docker_engine import (ALIVE_RECHECK_S, DEFAULT_IMAGE, ContainerLiveness, available,
                                                default_image, docker_client)
@@ -276,7 +276,7 @@ class DockerSandbox:
 
         memory = f"{self.limits.memory_mb}m"
         options = dict(
-            command=[self.python, "-m", "kernelsmith.harness.server", "--socket", sock],
+            command=[self.python, "-m", "kernelsmith.harness.server", "--socket", sock, *server_args(spec)],
             detach=True,
             name=f"ks-{spec.role}-{uuid.uuid4().hex[:10]}",
             labels=ownership_labels(spec.role, [root, ipc]),

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 
-from kernelsmith.sandbox.base import Limits, ServerSpec, SocketServer, child_env, source_root
+from kernelsmith.sandbox.base import Limits, ServerSpec, SocketServer, child_env, server_args, source_root
 
 
 @functools.lru_cache(maxsize=1)
@@ -87,7 +87,7 @@ class LocalSandbox:
         prefix = netns_prefix() if self.network_isolation else ()
         log = open(os.path.join(ipc, "server.log"), "wb")
         proc = subprocess.Popen(
-            [*prefix, sys.executable, "-m", "kernelsmith.harness.server", "--socket", sock],
+            [*prefix, sys.executable, "-m", "kernelsmith.harness.server", "--socket", sock, *server_args(spec)],
             env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             start_new_session=True, cwd=root,
         )

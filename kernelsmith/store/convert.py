@@ -128,7 +128,7 @@ def evaluation_values(result: EvalResult) -> dict[str, Any]:
         max_abs_error=num(c.max_abs_error) if c else None,
         rel_error=num(c.rel_error) if c else None,
         compile_seconds=num(compile_s),
-        gpu_seconds=0.0 if result.cached else (num(sum(v for v in result.wall.values() if v)) or 0.0),
+        gpu_seconds=0.0 if result.cached else (num(sum(v for k, v in result.wall.items() if v and "." not in k)) or 0.0),
         cached=bool(result.cached),
         result_json=clean(result.to_dict()),
     )
