@@ -147,6 +147,7 @@ class SystemInfo:
     python: str = ""
     sandbox: str = ""
     hostname: str = ""
+    gpu_uuid: str = ""  # which physical GPU ran it (several of one model can share a host)
 
 
 @dataclass

@@ -94,3 +94,14 @@ def test_kernel_provenance_names_and_matching():
     assert _is_own("void sgemm_tiled<float>(float const*)", names)
     assert not _is_own("ampere_sgemm_128x64_nn", names)  # cuBLAS doing the work
     assert not _is_own("void at::native::vectorized_elementwise_kernel<4, at::native::FillFunctor<float>>()", names)
+
+
+def test_provenance_knows_names_the_profiler_demangles_as_types():
+    # Seen on the H200: CuPy kernel `rrn` listed by the profiler as "__int128 restrict".
+    from kernelsmith.harness.provenance import _is_own, as_profiler_shows
+
+    assert as_profiler_shows("rrn") == "__int128 restrict"
+    assert as_profiler_shows("leaky") is None  # not a mangled form: listed as it is
+    assert _is_own("__int128 restrict", {"rrn"})
+    assert not _is_own("__int128 restrict", {"leaky"})
+    assert not _is_own("int", {"leaky"})

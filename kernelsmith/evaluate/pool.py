@@ -32,19 +32,17 @@ R = TypeVar("R")
 
 
 def visible_gpus() -> list[int]:
-    """Indices of the GPUs this process may use: CUDA_VISIBLE_DEVICES when set (numeric
-    entries), else the GPUs `nvidia-smi -L` lists; [] when there are none."""
+    """Indices of the GPUs this process may use, counted within CUDA_VISIBLE_DEVICES when
+    it is set (as torch's cuda:N; sandbox.base.physical_gpu maps them back), else the GPUs
+    `nvidia-smi -L` lists; [] when there are none."""
     cvd = os.environ.get("CUDA_VISIBLE_DEVICES")
     if cvd is not None:
-        entries = [e.strip() for e in cvd.split(",") if e.strip()]
-        out: list[int] = []
-        for e in entries:
-            if not e.lstrip("-").isdigit():  # UUIDs / MIG ids: count them, index within the visible set
-                return list(range(len(entries)))
-            if int(e) < 0:  # "-1" hides everything after it
+        n = 0
+        for e in (x.strip() for x in cvd.split(",")):
+            if not e or (e.lstrip("-").isdigit() and int(e) < 0):  # CUDA stops at an invalid entry
                 break
-            out.append(int(e))
-        return out
+            n += 1
+        return list(range(n))
     try:
         proc = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):

@@ -30,6 +30,7 @@ def system_info(with_driver: bool = True) -> dict:
         p = torch.cuda.get_device_properties(0)
         info["gpu"] = p.name
         info["compute_capability"] = f"{p.major}.{p.minor}"
+        info["gpu_uuid"] = str(getattr(p, "uuid", "") or "")
         info["driver"] = _driver() if with_driver else ""  # nvidia-smi costs ~0.5 s: the probe has it
     return info
 

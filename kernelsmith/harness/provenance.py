@@ -9,6 +9,8 @@ amount of work next to a library call, shows up as a small own share.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import re
 from dataclasses import dataclass
 
@@ -51,10 +53,42 @@ def names_in_text(text: str) -> set[str]:
     return set(_GLOBAL.findall(_LAUNCH_BOUNDS.sub(" ", text)))
 
 
+@functools.lru_cache(maxsize=1)
+def _cxa_demangle():
+    try:
+        lib = ctypes.CDLL("libstdc++.so.6")
+        fn = lib.__cxa_demangle
+    except (OSError, AttributeError):
+        return None
+    fn.restype = ctypes.c_void_p
+    fn.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_int)]
+    return fn
+
+
+def as_profiler_shows(name: str) -> str | None:
+    """The profiler demangles every kernel name, also an extern "C" one that happens to
+    read as a mangled type: a CuPy kernel named `rrn` is listed as "__int128 restrict"
+    (r = restrict, n = __int128). Returns that form, or None where the name stays as it is."""
+    fn = _cxa_demangle()
+    if fn is None or not name:
+        return None
+    status = ctypes.c_int()
+    ptr = fn(name.encode(), None, None, ctypes.byref(status))
+    if not ptr:
+        return None
+    try:
+        out = ctypes.string_at(ptr).decode("utf-8", "replace")
+    finally:
+        ctypes.CDLL(None).free(ctypes.c_void_p(ptr))
+    return out if out != name else None
+
+
 def _is_own(kernel: str, names: set[str]) -> bool:
     # Demangled C++ names look like "ns::name<float>(float const*, ...)" or "void name(...)".
     base = re.split(r"[(<]", kernel, maxsplit=1)[0].split("::")[-1].split()[-1] if kernel else ""
-    return base in names or any(re.search(rf"(^|[\s:]){re.escape(n)}\s*[(<]", kernel) for n in names)
+    if base in names or any(re.search(rf"(^|[\s:]){re.escape(n)}\s*[(<]", kernel) for n in names):
+        return True
+    return any(as_profiler_shows(n) == kernel for n in names)
 
 
 def measure(call, names: set[str]) -> Provenance:

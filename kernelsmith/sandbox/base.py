@@ -63,6 +63,24 @@ class ServerSpec:
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
+def physical_gpu(index: int) -> str:
+    """The device a GPU index means, as CUDA_VISIBLE_DEVICES names it. Indices count within
+    this process's visible set, as torch's cuda:N does: under CUDA_VISIBLE_DEVICES=2,3
+    (a scheduler, or Ray giving an actor its GPU) index 0 is device 2, so the sandboxed
+    job must be given "2", not "0"."""
+    cvd = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if cvd is None:
+        return str(index)
+    entries = []
+    for e in (x.strip() for x in cvd.split(",")):
+        if not e or (e.lstrip("-").isdigit() and int(e) < 0):  # CUDA stops at an invalid entry
+            break
+        entries.append(e)
+    if not 0 <= index < len(entries):
+        raise ValueError(f"GPU {index} is not visible to this process (CUDA_VISIBLE_DEVICES={cvd!r})")
+    return entries[index]
+
+
 def server_args(spec: ServerSpec) -> list[str]:
     """Extra command-line arguments of the fork server for this role: compiles run at a
     lower CPU priority, so nvcc on every core cannot slow the GPU jobs' host side."""
@@ -80,7 +98,7 @@ def child_env(spec: ServerSpec, home: str, source_root: str) -> dict[str, str]:
         PYTHONDONTWRITEBYTECODE="1",
         PYTHONUNBUFFERED="1",
         TORCH_CUDA_ARCH_LIST=spec.arch,
-        CUDA_VISIBLE_DEVICES="" if spec.gpu is None else str(spec.gpu),
+        CUDA_VISIBLE_DEVICES="" if spec.gpu is None else physical_gpu(spec.gpu),
         MAX_JOBS="2",
     )
     if "PYTHONPATH" in os.environ:  # e.g. carried wheels on the GPU machine

@@ -42,7 +42,7 @@ from collections.abc import Iterable
 from concurrent.futures import Future
 
 from kernelsmith.sandbox.base import (SECRET_MARKERS, JobOutcome, Limits, ServerSpec, SocketServer, child_env,
-                                      server_args, source_root)
+                                      physical_gpu, server_args, source_root)
 from kernelsmith.sandbox.docker_cleanup import LABEL, ownership_labels, remove_stale, track, untrack
 from kernelsmith.sandbox.docker_engine import (ALIVE_RECHECK_S, DEFAULT_IMAGE, ContainerLiveness, available,
                                                default_image, docker_client)
@@ -299,7 +299,7 @@ class DockerSandbox:
             tty=False,
         )
         if gpu:
-            options["device_requests"] = [DeviceRequest(device_ids=[str(spec.gpu)], capabilities=[["gpu"]])]
+            options["device_requests"] = [DeviceRequest(device_ids=[physical_gpu(spec.gpu)], capabilities=[["gpu"]])]
         return options
 
 

@@ -6,6 +6,7 @@ import time
 import pytest
 
 from kernelsmith.evaluate.pool import EvaluatorPool, parse_gpus, visible_gpus
+from kernelsmith.sandbox.base import physical_gpu
 from tests.search.search_fakes import correct, kernel, tag_of, task
 
 
@@ -106,7 +107,14 @@ def test_map_tasks_stops_on_an_exception():
 
 def test_gpu_discovery(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
-    assert visible_gpus() == [2, 3]
+    assert visible_gpus() == [0, 1]  # indices within the visible set, as torch counts them
+    assert [physical_gpu(i) for i in visible_gpus()] == ["2", "3"]  # what the sandboxed jobs get
+    with pytest.raises(ValueError, match="not visible"):
+        physical_gpu(2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,-1,0")
+    assert visible_gpus() == [0] and physical_gpu(0) == "1"
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert physical_gpu(3) == "3"
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert visible_gpus() == []
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-aaa,GPU-bbb")
@@ -124,3 +132,14 @@ def test_no_gpu_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     with pytest.raises(NoGPU, match="no CUDA GPU"):
         EvaluatorPool()
+
+
+def test_sandboxed_job_gets_the_physical_gpu(monkeypatch):
+    # A Ray actor holding GPU 1 sees CUDA_VISIBLE_DEVICES=1 and evaluates on its index 0:
+    # its jobs must run on device 1, not on device 0 next to another actor's timings.
+    from kernelsmith.sandbox.base import ServerSpec, child_env
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    env = child_env(ServerSpec(role="gpu", gpu=0), home="/tmp/ks-x", source_root="/tmp")
+    assert env["CUDA_VISIBLE_DEVICES"] == "1"
+    assert child_env(ServerSpec(role="cpu"), home="/tmp/ks-x", source_root="/tmp")["CUDA_VISIBLE_DEVICES"] == ""
