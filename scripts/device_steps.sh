@@ -14,11 +14,13 @@
 #   serve     the reward server scoring a batch through the TRL/verl/OpenRLHF clients [issue 6]
 #   overhead  host launch overhead against kernel time, CuPy and load_inline  [issue 2]
 #   ray       24 fixtures through `bench --executor ray` (needs .whl-ray carried)   [issue 6]
+#   pool2     the same 24 through the local pool on GPUs 0 and 1, split by GPU UUID  [issue 6]
 # Each step's output goes to $OUT/STEP.log; databases and JSON go to $OUT/extra.tgz.
 set -u
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=/tmp/site
+if ls .whl/*.whl >/dev/null 2>&1; then  # once per machine: parallel lanes share /tmp/site
+  [[ -e /tmp/site/.ks-installed ]] || { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+    --upgrade --target /tmp/site .whl/*.whl && touch /tmp/site/.ks-installed; }
+  export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 KERNELSMITH_HOME=/tmp/ks
 mkdir -p /tmp/ks && chmod 755 /tmp/ks
@@ -35,10 +37,10 @@ step() {
       run=$(python3 -c "from kernelsmith.store.runs import RunStore; print(RunStore('sqlite:///$X/fixtures.db').list_runs()[0].id)")
       python3 scripts/fixture_generations.py check $X/fx.jsonl "$run" --db "sqlite:///$X/fixtures.db"
       $KS leaderboard --db "sqlite:///$X/fixtures.db" --format md --out $X/leaderboard.md && cat $X/leaderboard.md ;;
-    hostile) python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_hostile_gpu.py 2>&1 \
-               | grep -vE "^\s*$" | grep -E "VERDICT|passed|failed|^FAILED|Error|error" ;;
+    hostile) python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_hostile_gpu.py ;;
     timing) python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_timing_gpu.py 2>&1 | tail -40 ;;
-    bench) python3 benchmarks/eval_throughput.py --soak "${SOAK:-200}" --json $X/bench.json ;;
+    bench) python3 benchmarks/eval_throughput.py --soak "${SOAK:-200}" --deadline "${BENCH_DEADLINE:-0}" \
+             --json $X/bench.json ;;
     optimize) python3 scripts/device_optimize.py $X/optimize ;;
     tools) python3 scripts/device_tools.py ;;
     serve) python3 scripts/device_serve.py ;;
@@ -53,14 +55,26 @@ step() {
       done
       export PYTHONPATH=$PYTHONPATH:/tmp/raysite
       python3 scripts/fixture_generations.py write $X/fx_all.jsonl
-      grep -v 'correct_inline.py"' $X/fx_all.jsonl | head -24 > $X/fx_ray24.jsonl
+      { grep residual_rmsnorm $X/fx_all.jsonl; grep -v -e 'correct_inline.py"' -e residual_rmsnorm $X/fx_all.jsonl \
+        | head -22; } > $X/fx_ray24.jsonl
       KERNELSMITH_COMPILE_BASELINE=0 KERNELSMITH_MAX_TIMING_SECONDS=0.5 $KS bench --generations $X/fx_ray24.jsonl \
-        --suite tasks --label fixtures-ray --executor ray --db "sqlite:///$X/ray.db" 2>&1 | tail -30 ;;
+        --suite tasks --label fixtures-ray --executor ray --db "sqlite:///$X/ray.db" 2>&1 | tail -30
+      python3 scripts/fixture_generations.py check $X/fx_ray24.jsonl \
+        "$(python3 -c "from kernelsmith.store.runs import RunStore; print(RunStore('sqlite:///$X/ray.db').list_runs()[0].id)")" \
+        --db "sqlite:///$X/ray.db" | tail -4
+      python3 scripts/gpu_split.py "sqlite:///$X/ray.db" ;;
+    pool2)  # the same 24 rows as `ray`, through the local pool on two GPUs
+      python3 scripts/fixture_generations.py write $X/fx_all.jsonl
+      { grep residual_rmsnorm $X/fx_all.jsonl; grep -v -e 'correct_inline.py"' -e residual_rmsnorm $X/fx_all.jsonl \
+        | head -22; } > $X/fx_pool24.jsonl
+      KERNELSMITH_COMPILE_BASELINE=0 KERNELSMITH_MAX_TIMING_SECONDS=0.5 $KS bench --generations $X/fx_pool24.jsonl \
+        --suite tasks --label fixtures-pool --gpus 0,1 --db "sqlite:///$X/pool.db" 2>&1 | tail -12
+      python3 scripts/gpu_split.py "sqlite:///$X/pool.db" ;;
     *) echo "unknown step $1"; return 2 ;;
   esac
 }
 
-for arg in "$@"; do
+for arg in "$@"; do  # no steps: only the set-up above
   name=${arg%%:*}; secs=${arg#*:}; [[ $secs == "$arg" ]] && secs=300
   echo "=== $name (limit ${secs}s) $(date +%T)"
   start=$SECONDS
