@@ -127,6 +127,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=24, help="candidates in the cold/warm batch (KernelBench's figure is for 24)")
     ap.add_argument("--spread", type=int, default=8, help="correct kernels timed twice for run-to-run spread")
+    ap.add_argument("--warm", action=argparse.BooleanOptionalAction, default=True,
+                    help="evaluate the batch a second time on a warm build cache")
     ap.add_argument("--soak", type=int, default=200)
     ap.add_argument("--deadline", type=float, default=0.0, help="stop the soak after this many seconds in all (0: none)")
     ap.add_argument("--json", type=Path)
@@ -151,10 +153,11 @@ def main() -> None:
         items = pick_batch(args.batch)
         report["batch_cold"] = batch(ev, items)  # cold build cache: compiles included
         save()
-        report["batch_warm"] = batch(ev, items)  # warm build cache: only the GPU side
-        save()
+        if args.warm:
+            report["batch_warm"] = batch(ev, items)  # warm build cache: only the GPU side
+            save()
         big = [x for x in fixtures() if "correct" in x[0]]
-        report["spread"] = spread(ev, big, args.spread)
+        report["spread"] = spread(ev, big, args.spread) if args.spread else []
         save()
         ev.config = EvalConfig(cache_dir=args.cache, use_cache=False, compile_baseline=False,
                                timing={"max_seconds": 0.3, "min_samples": 10})
@@ -168,12 +171,14 @@ def main() -> None:
 def print_report(r: dict) -> None:
     print(f"GPU {r['gpu']}; probe {r['probe_s']:.1f} s; ceilings {r['ceilings']}")
     for label in ("batch_cold", "batch_warm"):
+        if label not in r:
+            continue
         b = r[label]
         rows = b["rows"]
         med = {k: statistics.median(x[k] for x in rows) for k in ("compile_s", "startup_s", "load_s", "check_s", "time_s")}
         print(f"{label}: {b['n']} candidates in {b['total_s']:.1f} s = {b['per_candidate_s']:.2f} s/candidate, "
               f"{b['candidates_per_hour']:.0f}/hour; medians " + ", ".join(f"{k} {v:.2f}" for k, v in med.items()))
-    for label in ("batch_cold", "batch_warm"):
+    for label in [x for x in ("batch_cold", "batch_warm") if x in r]:
         for backend in ("load_inline", "cupy"):
             rows = [x for x in r[label]["rows"] if x["backend"] == backend]
             if rows:

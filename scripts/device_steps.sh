@@ -39,7 +39,7 @@ step() {
       $KS leaderboard --db "sqlite:///$X/fixtures.db" --format md --out $X/leaderboard.md && cat $X/leaderboard.md ;;
     hostile) python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_hostile_gpu.py ;;
     timing) python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_timing_gpu.py 2>&1 | tail -40 ;;
-    bench) python3 benchmarks/eval_throughput.py --soak "${SOAK:-200}" --deadline "${BENCH_DEADLINE:-0}" \
+    bench) python3 benchmarks/eval_throughput.py --soak "${SOAK:-200}" --deadline "${BENCH_DEADLINE:-0}" ${BENCH_ARGS:-} \
              --json $X/bench.json ;;
     optimize) python3 scripts/device_optimize.py $X/optimize ;;
     tools) python3 scripts/device_tools.py ;;
