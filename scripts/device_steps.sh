@@ -32,17 +32,18 @@ step() {
     doctor) $KS doctor ;;
     fixtures)
       python3 scripts/fixture_generations.py write $X/fx.jsonl
+      if [[ -n ${FIXTURE_FILTER:-} ]]; then grep -E "$FIXTURE_FILTER" $X/fx.jsonl > $X/fx.sub; mv $X/fx.sub $X/fx.jsonl; fi
       KERNELSMITH_COMPILE_BASELINE=0 KERNELSMITH_MAX_TIMING_SECONDS=1 $KS bench --generations $X/fx.jsonl \
         --suite tasks --label fixtures --db "sqlite:///$X/fixtures.db" 2>&1 | tail -25
       run=$(python3 -c "from kernelsmith.store.runs import RunStore; print(RunStore('sqlite:///$X/fixtures.db').list_runs()[0].id)")
       python3 scripts/fixture_generations.py check $X/fx.jsonl "$run" --db "sqlite:///$X/fixtures.db"
       $KS leaderboard --db "sqlite:///$X/fixtures.db" --format md --out $X/leaderboard.md && cat $X/leaderboard.md ;;
-    hostile) python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_hostile_gpu.py ;;
+    hostile) python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_hostile_gpu.py ;;  # KS_HOSTILE_ONLY=regex
     timing) python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_timing_gpu.py 2>&1 | tail -40 ;;
     bench) python3 benchmarks/eval_throughput.py --soak "${SOAK:-200}" --deadline "${BENCH_DEADLINE:-0}" ${BENCH_ARGS:-} \
              --json $X/bench.json ;;
     optimize) python3 scripts/device_optimize.py $X/optimize ;;
-    tools) python3 scripts/device_tools.py ;;
+    tools) python3 scripts/device_tools.py ${TOOLS_CASES:-} ;;
     serve) python3 scripts/device_serve.py ;;
     overhead) python3 scripts/device_overhead.py tasks/level1/001_leaky_relu_scale.py \
                 tests/fixtures/solutions/level1_001_leaky_relu_scale/correct_{cupy,inline}.py ;;

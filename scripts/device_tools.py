@@ -1,6 +1,6 @@
 """Nsight Compute and compute-sanitizer through the evaluator on a GPU: a correct kernel
 (profile expected; sanitizer clean) and two faulty ones (an out-of-bounds read, a race).
-Usage: python scripts/device_tools.py"""
+Usage: python scripts/device_tools.py [CANDIDATE_FILE_NAME ...]"""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ def main() -> None:
     cases = [(ROOT / "tasks/level1/004_matmul.py", SOL / "level1_004_matmul/correct_cupy.py"),
              (HOS / "task.py", HOS / "good_cupy.py"), (HOS / "task.py", HOS / "29_oob_read.py"),
              (HOS / "task.py", HOS / "28b_racy_intrawarp.py")]
+    if len(sys.argv) > 1:  # file names to keep, e.g. 29_oob_read.py
+        cases = [c for c in cases if c[1].name in sys.argv[1:]]
     with Evaluator(EvalConfig(cache_dir=cache), sandbox=LocalSandbox()) as ev:
         ev.probe(ceilings=False)
         for task_path, cand in cases:

@@ -44,6 +44,22 @@ def test_parse_sanitizer_output():
     assert gputools.parse_sanitizer("Segmentation fault")[0] is None
 
 
+def test_parse_racecheck_and_failed_programs():
+    # Texts as compute-sanitizer printed them on the H200 (racecheck has its own summary line).
+    race_clean = "========= COMPUTE-SANITIZER\n========= RACECHECK SUMMARY: 0 hazards displayed (0 errors, 0 warnings)\n"
+    assert gputools.parse_sanitizer(race_clean) == (0, "")
+    race_bad = ("========= COMPUTE-SANITIZER\n========= Error: Race reported between Write access at reduce+0x90\n"
+                "=========     and Read access at reduce+0xb0 [128 hazards]\n"
+                "========= RACECHECK SUMMARY: 1 hazard displayed (1 error, 0 warnings)\n")
+    n, first = gputools.parse_sanitizer(race_bad)
+    assert n == 1 and first.startswith("Error: Race reported")
+    failed = ("========= COMPUTE-SANITIZER\nTraceback (most recent call last):\nRuntimeError: CUDA driver error\n"
+              "========= Error: process didn't terminate successfully\n========= Target application returned an error\n"
+              "========= RACECHECK SUMMARY: 0 hazards displayed (0 errors, 0 warnings)\n")
+    assert gputools.parse_sanitizer(failed) == (None, "")  # no verdict: the program itself failed
+    assert "RuntimeError: CUDA driver error" in gputools._program_output(failed)
+
+
 @pytest.mark.skipif(shutil.which("ncu") is not None, reason="ncu is installed: the fallback is not reachable")
 def test_tools_missing_fall_back_with_a_note(tmp_path):
     """Through the real process sandbox: the GPU-side jobs say why there is no profile."""

@@ -105,3 +105,41 @@ def test_provenance_knows_names_the_profiler_demangles_as_types():
     assert _is_own("__int128 restrict", {"rrn"})
     assert not _is_own("__int128 restrict", {"leaky"})
     assert not _is_own("int", {"leaky"})
+
+
+def test_sparse_update_changes_few_elements_in_place():
+    import torch
+
+    from kernelsmith.harness.evaluate import sparse_update
+
+    x, ids, small = torch.randn(64, 1024), torch.arange(4096), torch.randn(100)
+    before, ptr, small_before = x.clone(), x.data_ptr(), small.clone()
+    gen = torch.Generator().manual_seed(0)
+    assert sparse_update([x, ids, small], [torch.randn(64, 1024), ids + 1, torch.randn(100)], 1e-3, gen)
+    assert x.data_ptr() == ptr  # same tensor, same address: what an address-keyed cache sees
+    changed = int((x != before).sum())
+    assert 40 <= changed <= 66  # about 0.1% of 65536 (duplicate indices allowed)
+    assert torch.equal(ids, torch.arange(4096)) and torch.equal(small, small_before)  # ints and tiny tensors kept
+    # the 16 elements a sampling cache reads (corners, centre) are almost surely untouched
+    assert not sparse_update([torch.arange(10.0)], [torch.zeros(10)], 1e-3, gen)
+
+
+def test_sparse_update_defeats_a_sampling_cache():
+    """The hostile candidate 20_cache_by_sample_hash, in miniature and on the CPU."""
+    import torch
+
+    from kernelsmith.harness.evaluate import sparse_update
+
+    cache = {}
+
+    def cached_tanh(x):
+        flat = x.reshape(-1)
+        key = (x.data_ptr(), tuple(flat[torch.tensor([0, 1, flat.numel() // 2, flat.numel() - 1])].tolist()))
+        if key not in cache:
+            cache[key] = torch.tanh(x)
+        return cache[key]
+
+    x = torch.randn(256, 1024)
+    cached_tanh(x)
+    sparse_update([x], [torch.randn(256, 1024)], 1e-3, torch.Generator().manual_seed(1))
+    assert not torch.allclose(cached_tanh(x), torch.tanh(x))  # stale: the check sees a mismatch

@@ -61,6 +61,22 @@ def _perturb(xs: list, gen: torch.Generator) -> list:
     return out
 
 
+def sparse_update(xs: list, fresh: list, frac: float, gen: torch.Generator) -> bool:
+    """Overwrite, in place, about `frac` of the elements of each contiguous float tensor of
+    at least 1024 elements in xs with the same elements of `fresh` (same distribution).
+    Returns whether anything changed."""
+    changed = False
+    for x, y in zip(xs, fresh):
+        if (isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel() >= 1024 and x.is_contiguous()
+                and isinstance(y, torch.Tensor) and y.shape == x.shape):
+            flat, src = x.view(-1), y.reshape(-1).to(x.dtype)
+            idx = torch.randint(0, flat.numel(), (max(1, int(flat.numel() * frac)),), generator=gen,
+                                device=flat.device)
+            flat[idx] = src[idx]
+            changed = True
+    return changed
+
+
 def _poison(like) -> None:
     """Fill freed allocator blocks of the output's sizes with NaN, so an output the
     candidate allocates but never writes reads as NaN, not a stale result."""
@@ -230,8 +246,33 @@ class Evaluation:
                 del again
             res["trials_passed"] = t + 1
             del out, ref_out, inputs, pristine, cand_in
+        self._sparse_update_check()
         a, r = check.tolerance(check.flatten(self.out_like)[0].dtype, self.atol, self.rtol)
         res.update(atol=a, rtol=r)
+
+    def _sparse_update_check(self) -> None:
+        """Output caching keyed by the input's address and a sample of its values: call the
+        candidate twice on the same tensors, changing a scattered 0.1% of their elements in
+        place in between. Fresh inputs at fresh addresses (the trials) change every sampled
+        value, so only this catches a cache that samples (seen: 16 fixed elements)."""
+        inputs = _fresh_inputs(self.task, self.dev)
+        del_out = self._call_candidate(inputs)  # no clone: the addresses are what a cache keys on
+        del del_out
+        gen = torch.Generator(device=self.dev)
+        gen.manual_seed(secrets.randbits(62))
+        if not sparse_update(inputs, _fresh_inputs(self.task, self.dev), 1e-3, gen):
+            return  # no float input large enough to change sparsely
+        pristine = _clone(inputs)
+        out = self._call_candidate(inputs)
+        with torch.no_grad():
+            ref_out = self.ref(*pristine)
+        _sync()
+        bad = check.compare(out, ref_out, inputs, self.atol, self.rtol, self.errors)
+        if bad is not None:
+            raise Stop("incorrect", bad.error,
+                       f"stale output: after 0.1% of the input's elements changed in place (same tensors, same "
+                       f"addresses), {bad.detail}; compute from the current input, do not cache by address or "
+                       f"by a sample of values")
 
     def _provenance(self) -> None:
         """Reject a candidate whose own kernels do not do most of the GPU work."""

@@ -117,15 +117,30 @@ def profile(args: dict) -> dict:
 
 
 _SUMMARY = re.compile(r"ERROR SUMMARY:\s*(\d+)\s+error")
+# racecheck ends differently: "RACECHECK SUMMARY: 1 hazard displayed (1 error, 0 warnings)"
+_RACE_SUMMARY = re.compile(r"RACECHECK SUMMARY:\s*\d+\s+hazards?\s+displayed\s*\((\d+)\s+errors?,\s*(\d+)\s+warnings?\)")
+_APP_FAILED = "Target application returned an error"
 
 
 def parse_sanitizer(text: str) -> tuple[int | None, str]:
-    """(number of errors, the first reported error) from compute-sanitizer's output."""
-    m = _SUMMARY.search(text)
+    """(number of errors, the first reported error) from compute-sanitizer's output;
+    None errors when it gave no verdict (it did not run, or the program itself failed)."""
+    m, race = _SUMMARY.search(text), _RACE_SUMMARY.search(text)
     first = next((line.strip("= ").strip() for line in text.splitlines()
                   if line.startswith("=========") and ("Invalid" in line or "hazard" in line.lower()
-                                                      or "Error" in line) and "SUMMARY" not in line), "")
+                                                      or "Error" in line) and "SUMMARY" not in line
+                  and "process didn't terminate" not in line and _APP_FAILED not in line), "")
+    if _APP_FAILED in text and not first:
+        return None, ""  # the program failed on its own: no verdict on the kernels
+    if race:
+        return int(race.group(1)) + int(race.group(2)), first[:300]
     return (int(m.group(1)) if m else None), first[:300]
+
+
+def _program_output(text: str) -> str:
+    """The wrapped program's own last lines (its traceback), without the tool's."""
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("=========")]
+    return "\n".join(lines[-6:])[-400:]
 
 
 def sanitize(args: dict) -> dict:
@@ -140,9 +155,12 @@ def sanitize(args: dict) -> dict:
         except subprocess.TimeoutExpired:
             out[name] = {"errors": None, "first": f"ran past {TOOL_TIMEOUT} s"}
             continue
-        errors, first = parse_sanitizer(proc.stdout + proc.stderr)
+        text = proc.stdout + proc.stderr
+        errors, first = parse_sanitizer(text)
         if errors is None:
             out["available"] = False
-            out["note"] = (proc.stdout + proc.stderr).strip()[-300:] or "no summary from compute-sanitizer"
+            why = (f"the program failed under {name}: {_program_output(text) or 'no output'}" if _APP_FAILED in text
+                   else text.strip()[-300:] or "no summary from compute-sanitizer")
+            out["note"] = "; ".join(x for x in (out["note"], why) if x)
         out[name] = {"errors": errors, "first": first}
     return out
