@@ -98,7 +98,7 @@ class ToolingEvaluator:
                 continue
             if self.do_sanitize:
                 r.sanitizer = self.inner.sanitize(task, code)
-                if re.search(r"\b[1-9]\d* error", r.sanitizer):
+                if re.search(r"\b(memcheck|racecheck): [1-9]\d* error", r.sanitizer):
                     r.verdict, r.error = Verdict.INCORRECT, ErrorClass.SANITIZER
                     r.message = f"compute-sanitizer: {r.sanitizer}"
                     continue

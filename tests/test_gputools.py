@@ -116,3 +116,20 @@ def test_profile_and_sanitizer_reach_the_prompt():
     r.sanitizer = "memcheck: 0 error(s); racecheck: 0 error(s)"
     text = result_summary(r)
     assert "Nsight Compute profile:\nsgemm_nn (2 launches)" in text and "compute-sanitizer: memcheck: 0" in text
+
+
+def test_one_tools_findings_survive_the_other_failing(tmp_path):
+    """Seen on the H200: an out-of-bounds read that memcheck reports faults under racecheck."""
+    from kernelsmith.config import EvalConfig
+    from kernelsmith.evaluate.evaluator import Evaluator
+
+    ev = Evaluator(EvalConfig(cache_dir=tmp_path))
+    ev._tool_job = lambda job, t, c, a: {
+        "available": False, "note": "the program failed under racecheck: CUDA_ERROR_ILLEGAL_ADDRESS",
+        "memcheck": {"errors": 2, "first": "Invalid __global__ read of size 4 bytes"},
+        "racecheck": {"errors": None, "first": ""}}
+    text = ev.sanitize(None, "")
+    assert text.startswith("memcheck: 2 error(s) - first: Invalid __global__ read")
+    assert "racecheck: no verdict" in text and "CUDA_ERROR_ILLEGAL_ADDRESS" in text
+    ev._tool_job = lambda job, t, c, a: {"available": False, "note": "compute-sanitizer is not installed here"}
+    assert ev.sanitize(None, "").startswith("(not checked: compute-sanitizer is not installed")

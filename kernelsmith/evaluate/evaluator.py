@@ -282,14 +282,18 @@ class Evaluator:
     def sanitize(self, task: Task, code: str) -> str:
         """compute-sanitizer memcheck and racecheck findings, or why they were not run."""
         res = self._tool_job("sanitize", task, code, {})
-        if not res.get("available"):
+        verdicts = {t: (res.get(t) or {}) for t in ("memcheck", "racecheck")}
+        if not any(r.get("errors") is not None for r in verdicts.values()):
             return f"(not checked: {res.get('note', '')})"
+        # One tool's findings stand even when the other could not finish (seen on the H200:
+        # an out-of-bounds read faults under racecheck, which memcheck reports cleanly).
         parts = []
-        for tool in ("memcheck", "racecheck"):
-            r = res.get(tool) or {}
+        for tool, r in verdicts.items():
             n = r.get("errors")
-            parts.append(f"{tool}: " + ("did not finish" if n is None else f"{n} error(s)")
+            parts.append(f"{tool}: " + ("no verdict" if n is None else f"{n} error(s)")
                          + (f" - first: {r['first']}" if n and r.get("first") else ""))
+        if res.get("note"):
+            parts.append(f"note: {res['note'][:300]}")
         return "; ".join(parts)
 
     def baseline(self, task: Task) -> dict | None:
