@@ -17,6 +17,9 @@ def _err(value: str | None) -> ErrorClass:
 
 
 def compile_result(out: JobOutcome) -> CompileResult:
+    if out.status == "memory":
+        return CompileResult(ok=False, seconds=out.seconds, error=ErrorClass.OOM,
+                             message=f"the compile used {out.memory_mb:.0f} MiB of host memory and was killed")
     if out.status == "timeout":
         return CompileResult(ok=False, seconds=out.seconds, error=ErrorClass.COMPILE_TIMEOUT,
                              message="the compile ran past its time limit and was killed")
@@ -57,6 +60,10 @@ def from_job(out: JobOutcome, task_hash: str, cand_hash: str, st: StaticResult, 
         return EvalResult(Verdict.TIMEOUT, error=ErrorClass.TIMEOUT, system=system,
                           message=f"the candidate ran past the {out.seconds:.0f} s limit and was killed "
                                   "(an endless kernel or a hang)", **base)
+    if out.status == "memory":
+        return EvalResult(Verdict.RUNTIME_ERROR, error=ErrorClass.OOM, system=system,
+                          message=f"out of host memory: the candidate used {out.memory_mb:.0f} MiB of host RAM "
+                                  "and was killed (keep data on the GPU; allocate once, not per call)", **base)
     if out.status in ("crash", "lost"):
         sig = f"signal {-out.exit}" if isinstance(out.exit, int) and out.exit < 0 else f"exit code {out.exit}"
         return EvalResult(Verdict.RUNTIME_ERROR, error=ErrorClass.CRASH, system=system,

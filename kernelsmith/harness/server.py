@@ -44,6 +44,8 @@ class Child:
     eof: bool = False
     status: int | None = None
     timed_out: bool = False
+    memory_mb: float = 0.0  # peak host memory (RSS) of its process group, as sampled
+    over_memory: bool = False
 
 
 def _preimport() -> None:
@@ -182,6 +184,10 @@ def _response(child: Child) -> dict:
     st = child.status
     if st is not None:
         resp["exit"] = -os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
+    resp["memory_mb"] = round(child.memory_mb, 1)
+    if child.over_memory:
+        resp["status"] = "memory"
+        return resp
     if child.timed_out:
         resp["status"] = "timeout"
         return resp
@@ -229,6 +235,42 @@ def _kill_orphans(children: dict) -> None:
                 os.waitpid(pid, 0)
             except (ProcessLookupError, PermissionError, ChildProcessError):
                 pass
+
+
+_PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _group_rss_mb() -> dict[int, float]:
+    """Host memory (RSS, MiB) of every process group under /proc: a job and everything it
+    started share its group (setsid), so this is the job's whole footprint."""
+    out: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            pgrp, rss = int(fields[2]), int(fields[21])
+        except (OSError, ValueError, IndexError):
+            continue
+        out[pgrp] = out.get(pgrp, 0.0) + rss * _PAGE_MB
+    return out
+
+
+def _watch_memory(children: dict) -> None:
+    """Kill a job whose host memory passes its limit. An address-space rlimit cannot do
+    this (CUDA reserves far more address space than it uses), and without Docker there is
+    no cgroup: so the server samples each job's RSS twice a second."""
+    live = [ch for ch in children.values() if ch.status is None and ch.req.get("memory_mb")]
+    if not live:
+        return
+    rss = _group_rss_mb()
+    for ch in live:
+        used = rss.get(ch.pid, 0.0)
+        ch.memory_mb = max(ch.memory_mb, used)
+        if used > ch.req["memory_mb"] and not ch.over_memory:
+            ch.over_memory = True
+            _kill_group(ch.pid)
 
 
 def _kill_group(pid: int) -> None:
@@ -289,6 +331,7 @@ def serve(sock_path: str) -> None:
         now = time.monotonic()
         if now >= next_sweep:
             _kill_orphans(children)
+            _watch_memory(children)
             next_sweep = now + 0.5
         for pid, ch in list(children.items()):
             if ch.status is None:

@@ -22,7 +22,8 @@ candidate for; a task is identified by its hash, the hash of the exact reference
 * per level: the same metrics over the run's tasks of each level (tasks.level; "none" if unset).
 * tokens, cost, GPU seconds per task: the run's totals (prompt + completion tokens and
   cost_usd of all its LLM calls, including replayed ones at their recorded cost; gpu_seconds
-  of all its evaluations, cached ones count 0) divided by the tasks attempted.
+  of all its evaluations: the seconds they held a GPU, not their CPU compile; cached ones
+  count 0) divided by the tasks attempted.
 * speedup per dollar = wins per USD: the number of tasks whose winning kernel is correct and
   faster than eager (speedup > 1, the fast_1 numerator) divided by the run's LLM cost in USD;
   n/a when the run cost nothing. Chosen over "(geomean - 1) per USD" because it never goes

@@ -34,6 +34,18 @@ class Limits:
     fsize_mb: int = 2048
     cpu_seconds: int = 900
     memory_mb: int = 64 * 1024  # Docker only: address-space limits break CUDA
+    # Host memory (RSS) of one job and what it started: the fork server kills it past this.
+    # Default: half the machine's memory, at most 32 GiB.
+    host_memory_mb: int | None = None
+
+    def job_memory_mb(self) -> int:
+        if self.host_memory_mb:
+            return self.host_memory_mb
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+        except (ValueError, OSError):
+            total = 64 * 1024
+        return int(min(32 * 1024, total / 2))
 
     def rlimits(self) -> dict[str, int]:
         return {
@@ -48,11 +60,12 @@ class Limits:
 class JobOutcome:
     """What came back from one job: never raises for anything the job did."""
 
-    status: str  # ok | timeout | crash | error | lost
+    status: str  # ok | timeout | memory | crash | error | lost
     result: dict | str | None
     output: str = ""
     exit: int | None = None
     seconds: float = 0.0
+    memory_mb: float = 0.0  # peak host memory of the job, as the server sampled it
 
 
 @dataclass
@@ -182,6 +195,7 @@ class SocketServer:
         req = {
             "id": rid, "job": job, "args": args, "timeout": timeout,
             "scratch": self._map(scratch), "env": env, "limits": self._limits.rlimits(),
+            "memory_mb": self._limits.job_memory_mb(),
             "drop_privileges": self._drop, "writable": [self._map(w) for w in writable or []],
         }
         fut: Future = Future()
@@ -212,7 +226,7 @@ class SocketServer:
                     fut = self._pending.pop(msg["id"], None)
                 if fut is not None:
                     fut.set_result(JobOutcome(msg["status"], msg.get("result"), msg.get("output", ""),
-                                              msg.get("exit"), msg.get("seconds", 0.0)))
+                                              msg.get("exit"), msg.get("seconds", 0.0), msg.get("memory_mb", 0.0)))
         with self._lock:  # the server died: every job in flight is lost, not hung
             for fut in self._pending.values():
                 fut.set_result(JobOutcome("lost", "the sandbox's fork server died"))

@@ -100,6 +100,12 @@ def code_hash(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()  # as the evaluator's candidate_hash
 
 
+def gpu_seconds(wall: dict[str, float]) -> float:
+    """Seconds the evaluation held a GPU: its stages, not their parts ("a.b") and not the
+    compile (CPU, in parallel with other candidates' GPU time)."""
+    return num(sum(v for k, v in wall.items() if v and "." not in k and k != "compile")) or 0.0
+
+
 def fingerprint(s: SystemInfo) -> str | None:
     """sha256 of gpu, driver, torch, cuda; None when the result carries no system at all."""
     if not any((s.gpu, s.driver, s.torch, s.cuda)):
@@ -128,7 +134,7 @@ def evaluation_values(result: EvalResult) -> dict[str, Any]:
         max_abs_error=num(c.max_abs_error) if c else None,
         rel_error=num(c.rel_error) if c else None,
         compile_seconds=num(compile_s),
-        gpu_seconds=0.0 if result.cached else (num(sum(v for k, v in result.wall.items() if v and "." not in k)) or 0.0),
+        gpu_seconds=0.0 if result.cached else gpu_seconds(result.wall),
         cached=bool(result.cached),
         result_json=clean(result.to_dict()),
     )

@@ -163,7 +163,7 @@ class Evaluation(Base):
     max_abs_error: Mapped[Optional[float]] = mapped_column(Float)
     rel_error: Mapped[Optional[float]] = mapped_column(Float)
     compile_seconds: Mapped[Optional[float]] = mapped_column(Float)
-    gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # sum of result.wall; 0 when cached
+    gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # GPU stages of result.wall (not compile); 0 when cached
     cached: Mapped[bool] = mapped_column(Boolean, default=False)
     result_json: Mapped[dict[str, Any]] = mapped_column(Json)  # EvalResult.to_dict()
     hardware_id: Mapped[Optional[int]] = mapped_column(ForeignKey("hardware.id"))

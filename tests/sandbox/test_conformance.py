@@ -16,7 +16,7 @@ import time
 import psutil
 import pytest
 
-from kernelsmith.sandbox.base import SECRET_MARKERS, source_root
+from kernelsmith.sandbox.base import SECRET_MARKERS, Limits, source_root
 from kernelsmith.sandbox.local import netns_prefix
 
 NOBODY = 65534
@@ -289,6 +289,17 @@ def test_rlimits_applied(harness):
         assert got[name][0] <= lim[name], (name, got[name], lim[name])
     assert got["fsize"] == [lim["fsize"], lim["fsize"]]
     assert got["nofile"] == [lim["nofile"], lim["nofile"]]
+
+
+def test_host_memory_limit_kills_the_job(harness):
+    # No rlimit can cap host memory under CUDA (it reserves huge address space): the fork
+    # server samples the RSS of each job's process group and kills it past the limit.
+    server = harness.start(Limits(host_memory_mb=256))
+    out = harness.run("memory_hog", {"mb": 3072}, server=server, timeout=90)
+    assert out.status == "memory", out
+    assert 256 < out.memory_mb < 3072, out.memory_mb
+    assert out.wall < 60
+    harness.assert_healthy()
 
 
 def test_rlimits_enforced_and_close(harness):
