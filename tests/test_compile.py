@@ -109,3 +109,35 @@ class ModelNew(nn.Module):
     def forward(self, x):
         return ext.run(x.contiguous(), self.scale)
 '''
+
+
+def test_one_build_per_key_when_asked_twice_at_once(tmp_path):
+    """The same code twice in a batch (or evaluate() during a background precompile): the
+    second request waits for the first build instead of deleting it mid-build."""
+    import threading
+    import time as _time
+
+    from kernelsmith.config import EvalConfig
+    from kernelsmith.evaluate.evaluator import Evaluator
+    from kernelsmith.results import CompileResult
+
+    ev = Evaluator(EvalConfig(cache_dir=tmp_path, arch="9.0"))
+    calls = []
+
+    def slow_build(cand, build):
+        calls.append(build)
+        _time.sleep(0.5)
+        return CompileResult(ok=True, backend="cupy", seconds=0.5)
+
+    ev._compile_now = slow_build
+    build = tmp_path / "build" / "k1"
+    out: list = []
+    threads = [threading.Thread(target=lambda: out.append(ev._compile(tmp_path / "c.py", build))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(out) == 4 and all(r.ok for r in out)
+    assert sorted(r.cached for r in out) == [False, True, True, True]
+    assert not ev._inflight  # nothing left behind for the next request
+    ev.close()

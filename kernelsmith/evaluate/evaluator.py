@@ -8,6 +8,7 @@ the chosen sandbox. Every failure comes back as an `EvalResult`, never an except
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import shutil
@@ -58,6 +59,8 @@ class Evaluator:
         self._gpu = None
         self._locks = {"cpu": threading.Lock(), "gpu": threading.Lock()}
         self._pool = ThreadPoolExecutor(max_workers=self.config.compile_workers)
+        self._inflight: dict[Path, Future] = {}
+        self._inflight_lock = threading.Lock()
         self.probe_info: dict | None = None
 
     # -- servers --------------------------------------------------------------------
@@ -165,9 +168,32 @@ class Evaluator:
         return self._compile(cand, build)
 
     def _compile(self, cand: Path, build: Path) -> CompileResult:
+        """One compile per build key at a time: a second request for a key already being
+        built (the same code twice in a batch, or evaluate() during precompile(wait=False))
+        waits for that build instead of deleting it and starting over."""
         marker = build / OK_MARKER
         if marker.exists():
             return CompileResult(ok=True, cached=True, backend=marker.read_text())
+        with self._inflight_lock:
+            fut = self._inflight.get(build)
+            owner = fut is None
+            if owner:
+                fut = self._inflight[build] = Future()
+        if not owner:
+            res = fut.result()
+            return dataclasses.replace(res, cached=res.ok)
+        try:
+            res = self._compile_now(cand, build)
+            fut.set_result(res)
+            return res
+        except BaseException as exc:
+            fut.set_exception(exc)
+            raise
+        finally:
+            with self._inflight_lock:
+                self._inflight.pop(build, None)
+
+    def _compile_now(self, cand: Path, build: Path) -> CompileResult:
         if build.exists():  # a killed earlier attempt: never reuse its lock files
             shutil.rmtree(build, ignore_errors=True)
         build.mkdir(parents=True)
@@ -180,9 +206,12 @@ class Evaluator:
             shutil.rmtree(build, ignore_errors=True)
         return res
 
-    def precompile(self, items: Iterable[tuple[Task, str]]) -> list[CompileResult]:
-        """Compile many candidates in parallel on the CPU (no GPU work)."""
+    def precompile(self, items: Iterable[tuple[Task, str]], wait: bool = True) -> list[CompileResult] | list[Future]:
+        """Compile many candidates in parallel on the CPU (no GPU work). With wait=False,
+        return at once (futures): evaluating meanwhile waits only for its own build."""
         futs = [self._pool.submit(self._compile_timed, t, c) for t, c in items]
+        if not wait:
+            return futs
         return [f.result()[0] for f in futs]
 
     def evaluate(self, task: Task, code: str) -> EvalResult:
