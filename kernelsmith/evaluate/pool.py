@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import queue
 import subprocess
 import threading
@@ -25,6 +24,7 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from kernelsmith.config import EvalConfig
 from kernelsmith.evaluate.evaluator import Evaluator, NoGPU
+from kernelsmith.sandbox.base import visible_devices
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -35,14 +35,9 @@ def visible_gpus() -> list[int]:
     """Indices of the GPUs this process may use, counted within CUDA_VISIBLE_DEVICES when
     it is set (as torch's cuda:N; sandbox.base.physical_gpu maps them back), else the GPUs
     `nvidia-smi -L` lists; [] when there are none."""
-    cvd = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if cvd is not None:
-        n = 0
-        for e in (x.strip() for x in cvd.split(",")):
-            if not e or (e.lstrip("-").isdigit() and int(e) < 0):  # CUDA stops at an invalid entry
-                break
-            n += 1
-        return list(range(n))
+    entries = visible_devices()
+    if entries is not None:
+        return list(range(len(entries)))
     try:
         proc = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):

@@ -81,17 +81,27 @@ def physical_gpu(index: int) -> str:
     this process's visible set, as torch's cuda:N does: under CUDA_VISIBLE_DEVICES=2,3
     (a scheduler, or Ray giving an actor its GPU) index 0 is device 2, so the sandboxed
     job must be given "2", not "0"."""
+    entries = visible_devices()
+    if entries is None:
+        return str(index)
+    if not 0 <= index < len(entries):
+        raise ValueError(f"GPU {index} is not visible to this process "
+                         f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})")
+    return entries[index]
+
+
+def visible_devices() -> list[str] | None:
+    """The devices CUDA_VISIBLE_DEVICES names, in order (None when it is unset). CUDA stops
+    at the first empty or negative entry."""
     cvd = os.environ.get("CUDA_VISIBLE_DEVICES")
     if cvd is None:
-        return str(index)
+        return None
     entries = []
     for e in (x.strip() for x in cvd.split(",")):
-        if not e or (e.lstrip("-").isdigit() and int(e) < 0):  # CUDA stops at an invalid entry
+        if not e or (e.lstrip("-").isdigit() and int(e) < 0):
             break
         entries.append(e)
-    if not 0 <= index < len(entries):
-        raise ValueError(f"GPU {index} is not visible to this process (CUDA_VISIBLE_DEVICES={cvd!r})")
-    return entries[index]
+    return entries
 
 
 def server_args(spec: ServerSpec) -> list[str]:
