@@ -64,8 +64,9 @@ def _preimport() -> None:
 
 def _warm_first_uses() -> None:
     """Pay once, before any fork, the lazy set-up that each child would otherwise pay on
-    first use: FlopCounterMode's first count costs about a second (imports, dispatch
-    tables). CPU tensors only, so CUDA stays uninitialised."""
+    first use: FlopCounterMode's first count (imports, dispatch tables) cost each child
+    about a second here and 5-8 s on the H200 machine. CPU tensors only, so CUDA stays
+    uninitialised."""
     import torch
     import torch.profiler  # noqa: F401
     from torch.utils.flop_counter import FlopCounterMode
