@@ -13,7 +13,7 @@
 #   tools     Nsight Compute profile and compute-sanitizer through the evaluator [issues 3, 5]
 #   serve     the reward server scoring a batch through the TRL/verl/OpenRLHF clients [issue 6]
 #   overhead  host launch overhead against kernel time, CuPy and load_inline  [issue 2]
-#   ray       24 fixtures through `bench --executor ray` (needs .whl-ray carried)   [issue 6]
+#   ray       24 fixtures through `bench --executor ray` (carry .whl-ray: scripts/fetch_ray_wheel.sh) [issue 6]
 #   pool2     the same 24 through the local pool on GPUs 0 and 1, split by GPU UUID  [issue 6]
 # Each step's output goes to $OUT/STEP.log; databases and JSON go to $OUT/extra.tgz.
 set -u
