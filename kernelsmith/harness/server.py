@@ -218,19 +218,30 @@ def _become_subreaper() -> None:
         pass
 
 
-def _kill_orphans(children: dict) -> None:
-    """Kill and reap every child of ours that is not a job: it escaped its job's group."""
-    me = os.getpid()
+_PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _process_table() -> list[tuple[int, int, int, float]]:
+    """(pid, parent pid, process group, RSS in MiB) of every process under /proc, read once
+    per sweep for both the orphan and the memory checks."""
+    out = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) in children:
+        if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                fields = f.read().rsplit(")", 1)[1].split()
+            out.append((int(entry), int(fields[1]), int(fields[2]), int(fields[21]) * _PAGE_MB))
         except (OSError, ValueError, IndexError):
             continue
-        if ppid == me:
-            pid = int(entry)
+    return out
+
+
+def _kill_orphans(children: dict, table: list) -> None:
+    """Kill and reap every child of ours that is not a job: it escaped its job's group."""
+    me = os.getpid()
+    for pid, ppid, _, _ in table:
+        if ppid == me and pid not in children:
             try:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
@@ -238,34 +249,17 @@ def _kill_orphans(children: dict) -> None:
                 pass
 
 
-_PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _group_rss_mb() -> dict[int, float]:
-    """Host memory (RSS, MiB) of every process group under /proc: a job and everything it
-    started share its group (setsid), so this is the job's whole footprint."""
-    out: dict[int, float] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            pgrp, rss = int(fields[2]), int(fields[21])
-        except (OSError, ValueError, IndexError):
-            continue
-        out[pgrp] = out.get(pgrp, 0.0) + rss * _PAGE_MB
-    return out
-
-
-def _watch_memory(children: dict) -> None:
+def _watch_memory(children: dict, table: list) -> None:
     """Kill a job whose host memory passes its limit. An address-space rlimit cannot do
     this (CUDA reserves far more address space than it uses), and without Docker there is
-    no cgroup: so the server samples each job's RSS twice a second."""
+    no cgroup: so the server samples each job's RSS (its whole process group: a job and
+    everything it started share the group) twice a second."""
     live = [ch for ch in children.values() if ch.status is None and ch.req.get("memory_mb")]
     if not live:
         return
-    rss = _group_rss_mb()
+    rss: dict[int, float] = {}
+    for _, _, pgrp, mb in table:
+        rss[pgrp] = rss.get(pgrp, 0.0) + mb
     for ch in live:
         used = rss.get(ch.pid, 0.0)
         ch.memory_mb = max(ch.memory_mb, used)
@@ -331,8 +325,9 @@ def serve(sock_path: str) -> None:
                     os.close(ch.rfd)
         now = time.monotonic()
         if now >= next_sweep:
-            _kill_orphans(children)
-            _watch_memory(children)
+            table = _process_table()
+            _kill_orphans(children, table)
+            _watch_memory(children, table)
             next_sweep = now + 0.5
         for pid, ch in list(children.items()):
             if ch.status is None:
