@@ -151,9 +151,10 @@ def main() -> None:
         report["gpu"] = ev.system().gpu
         report["ceilings"] = ev.probe_info.get("ceilings")
         items = pick_batch(args.batch)
-        report["batch_cold"] = batch(ev, items)  # cold build cache: compiles included
-        save()
-        if args.warm:
+        if items:  # --batch 0: only the spread and the soak
+            report["batch_cold"] = batch(ev, items)  # cold build cache: compiles included
+            save()
+        if items and args.warm:
             report["batch_warm"] = batch(ev, items)  # warm build cache: only the GPU side
             save()
         big = [x for x in fixtures() if "correct" in x[0]]
@@ -185,11 +186,12 @@ def print_report(r: dict) -> None:
                 gpu = [x["startup_s"] + x["load_s"] + x["check_s"] + x["time_s"] for x in rows]
                 print(f"{label} {backend}: {len(rows)} candidates, GPU-side seconds per candidate median "
                       f"{statistics.median(gpu):.2f}, compile median {statistics.median(x['compile_s'] for x in rows):.2f}")
-    cupy = [x["compile_s"] + x["load_s"] for x in r["batch_cold"]["rows"] if x["backend"] == "cupy"]
+    cold = r.get("batch_cold", {"rows": []})["rows"]
+    cupy = [x["compile_s"] + x["load_s"] for x in cold if x["backend"] == "cupy"]
     if cupy:
         print(f"CuPy path, compile (nvcc check) + load (NVRTC) median {statistics.median(cupy):.2f} s, max {max(cupy):.2f} s")
     print(f"{'candidate':55s} {'verdict':14s} {'compile':>8s} {'startup':>8s} {'load':>6s} {'check':>6s} {'time':>6s} {'speedup':>8s}")
-    for x in r["batch_cold"]["rows"]:
+    for x in cold:
         sp = f"{x['speedup']:.3f}" if x["speedup"] else "-"
         print(f"{x['name'][:55]:55s} {x['verdict']:14s} {x['compile_s']:8.2f} {x['startup_s']:8.2f} "
               f"{x['load_s']:6.2f} {x['check_s']:6.2f} {x['time_s']:6.2f} {sp:>8s}")

@@ -143,3 +143,77 @@ def test_sparse_update_defeats_a_sampling_cache():
     cached_tanh(x)
     sparse_update([x], [torch.randn(256, 1024)], 1e-3, torch.Generator().manual_seed(1))
     assert not torch.allclose(cached_tanh(x), torch.tanh(x))  # stale: the check sees a mismatch
+
+
+def _cpu_evaluation(monkeypatch, candidate):
+    """The harness's Evaluation on the CPU, with the GPU-only parts (sync, integrity) off."""
+    import types
+
+    import torch
+
+    from kernelsmith.harness import evaluate
+
+    monkeypatch.setattr(evaluate, "_sync", lambda: None)
+    ev = evaluate.Evaluation({})
+    ev.dev = torch.device("cpu")
+    ev.task = types.SimpleNamespace(get_inputs=lambda: [torch.randn(512, 1024)])
+    ev.ref, ev.new = torch.tanh, candidate
+    ev.out_like = torch.empty(512, 1024)
+    monkeypatch.setattr(ev, "_integrity", lambda when: None)
+    return ev
+
+
+def test_sparse_update_check_catches_a_sampling_cache_and_passes_an_honest_kernel(monkeypatch):
+    import pytest
+    import torch
+
+    from kernelsmith.harness.evaluate import Stop
+
+    cache = {}
+
+    def sampling_cache(x):  # 20_cache_by_sample_hash in miniature: address + 16 fixed elements
+        flat = x.reshape(-1)
+        n = flat.numel()
+        idx = torch.tensor([0, 1, 2, 3, n // 3, n // 2, n // 2 + 1, 2 * n // 3, n - 4, n - 3, n - 2, n - 1,
+                            4096, 8191, n - 4097, n // 7])
+        key = (x.data_ptr(), tuple(flat[idx].tolist()))
+        if key not in cache:
+            cache[key] = torch.tanh(x)
+        return cache[key]
+
+    with pytest.raises(Stop) as caught:
+        _cpu_evaluation(monkeypatch, sampling_cache)._sparse_update_check()
+    assert caught.value.verdict == "incorrect" and "stale output" in caught.value.message
+    _cpu_evaluation(monkeypatch, lambda x: torch.tanh(x))._sparse_update_check()  # no Stop: honest
+
+
+def test_sparse_update_check_second_round_catches_a_cache_the_first_round_missed(monkeypatch):
+    """A round whose changes touch the cache's sample makes it recompute: the next round
+    (changes elsewhere) must still catch the stale output."""
+    import pytest
+    import torch
+
+    from kernelsmith.harness import evaluate
+
+    real = evaluate.sparse_update
+    rounds = []
+
+    def first_round_touches_the_sample(xs, fresh, frac, gen):
+        rounds.append(frac)
+        if len(rounds) == 1:  # change element 0, which the cache samples
+            xs[0].view(-1)[0] = fresh[0].view(-1)[0]
+            return True
+        return real(xs, fresh, frac, gen)
+
+    monkeypatch.setattr(evaluate, "sparse_update", first_round_touches_the_sample)
+    cache = {}
+
+    def cache_on_first_element(x):
+        key = (x.data_ptr(), float(x.view(-1)[0]))
+        if key not in cache:
+            cache[key] = torch.tanh(x)
+        return cache[key]
+
+    with pytest.raises(evaluate.Stop) as caught:
+        _cpu_evaluation(monkeypatch, cache_on_first_element)._sparse_update_check()
+    assert len(rounds) == 2 and "stale output" in caught.value.message

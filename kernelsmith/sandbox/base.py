@@ -35,7 +35,8 @@ class Limits:
     cpu_seconds: int = 900
     memory_mb: int = 64 * 1024  # Docker only: address-space limits break CUDA
     # Host memory (RSS) of one job and what it started: the fork server kills it past this.
-    # Default: half the machine's memory, at most 32 GiB.
+    # Default: a quarter of the machine's memory, at most 16 GiB; a job needs 1-3 GiB. At
+    # 32 GiB a job filling memory on the H200 host reached the 20 s time limit first.
     host_memory_mb: int | None = None
 
     def job_memory_mb(self) -> int:
@@ -45,7 +46,7 @@ class Limits:
             total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
         except (ValueError, OSError):
             total = 64 * 1024
-        return int(min(32 * 1024, total / 2))
+        return int(min(16 * 1024, total / 4))
 
     def rlimits(self) -> dict[str, int]:
         return {

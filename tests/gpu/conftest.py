@@ -6,9 +6,10 @@ the fork servers start once.
 
 from __future__ import annotations
 
-import tempfile
-
+import faulthandler
 import json
+import signal
+import tempfile
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,6 +17,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# A step cut by its time limit (timeout sends SIGTERM) shows where every thread was.
+faulthandler.register(signal.SIGTERM, chain=True)
 
 
 def gpu_visible() -> bool:

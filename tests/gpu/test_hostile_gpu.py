@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -37,12 +38,15 @@ def outcomes(tmp_path_factory):
         # run while the load_inline builds and the compile hang (100 s) proceed.
         ev.precompile([(task, good)] + [(task, (HOSTILE / e["file"]).read_text()) for e in ENTRIES], wait=False)
         out = {}
+        t0 = time.perf_counter()
         for e in ENTRIES:
             bad = ev.evaluate(task, (HOSTILE / e["file"]).read_text())
             after = ev.evaluate(task, good)
             out[e["file"]] = (bad, after)
-            print(f"VERDICT {e['file']:32s} expect={e['expect']:14s} got={bad.verdict.value}/{bad.error.value} "
+            print(f"{time.perf_counter() - t0:6.1f}s VERDICT {e['file']:32s} expect={e['expect']:14s} got={bad.verdict.value}/{bad.error.value} "
                   f"next={after.verdict.value} | {bad.message[:150]!r}", flush=True)
+        print(f"corpus: {len(ENTRIES)} entries, each followed by the honest candidate, in "
+              f"{time.perf_counter() - t0:.0f} s", flush=True)
     return out
 
 
