@@ -91,9 +91,10 @@ def spread(ev: Evaluator, items, want: int) -> list[dict]:
     return out
 
 
-def soak(ev: Evaluator, items, n: int, stop_at: float | None = None) -> dict:
+def soak(ev: Evaluator, items, n: int, stop_at: float | None = None, progress=None) -> dict:
     """n evaluations in a row (fewer if stop_at passes): GPU memory and the orchestrator's
-    RSS read every 20, to show neither grows."""
+    RSS read every 20, to show neither grows; progress(partial) after each reading, so a
+    run cut by an outside limit keeps what it measured."""
     mem, rss = [], []
     verdicts: dict[str, int] = {}
     t0 = time.perf_counter()
@@ -108,6 +109,9 @@ def soak(ev: Evaluator, items, n: int, stop_at: float | None = None) -> dict:
         if i % 20 == 0:
             mem.append(gpu_mem_used_mib())
             rss.append(round(rss_mib(), 1))
+            if progress:
+                progress({"n": done, "asked": n, "seconds": time.perf_counter() - t0, "gpu_mem_used_mib": mem,
+                          "orchestrator_rss_mib": rss, "verdicts": verdicts, "partial": True})
     mem.append(gpu_mem_used_mib())
     rss.append(round(rss_mib(), 1))
     return {"n": done, "asked": n, "seconds": time.perf_counter() - t0, "gpu_mem_used_mib": mem,
@@ -131,13 +135,16 @@ def main() -> None:
                     help="evaluate the batch a second time on a warm build cache")
     ap.add_argument("--soak", type=int, default=200)
     ap.add_argument("--deadline", type=float, default=0.0, help="stop the soak after this many seconds in all (0: none)")
+    ap.add_argument("--hide-launch", action="store_true",
+                    help="time with the spin that keeps host launch time out of the events (timing.py)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/ks-bench"))
     args = ap.parse_args()
     start = time.perf_counter()
     args.cache.mkdir(parents=True, exist_ok=True)
     args.cache.chmod(0o755)
-    cfg = EvalConfig(cache_dir=args.cache, use_cache=False, compile_baseline=False, eval_timeout=60)
+    hide = {"hide_launch": True} if args.hide_launch else {}
+    cfg = EvalConfig(cache_dir=args.cache, use_cache=False, compile_baseline=False, eval_timeout=60, timing=hide)
     report: dict = {}
 
     def save() -> None:  # after every phase: a run cut short keeps what it measured
@@ -149,6 +156,7 @@ def main() -> None:
         ev.probe()
         report["probe_s"] = time.perf_counter() - t0
         report["gpu"] = ev.system().gpu
+        report["hide_launch"] = args.hide_launch
         report["ceilings"] = ev.probe_info.get("ceilings")
         items = pick_batch(args.batch)
         if items:  # --batch 0: only the spread and the soak
@@ -161,10 +169,14 @@ def main() -> None:
         report["spread"] = spread(ev, big, args.spread) if args.spread else []
         save()
         ev.config = EvalConfig(cache_dir=args.cache, use_cache=False, compile_baseline=False,
-                               timing={"max_seconds": 0.3, "min_samples": 10})
+                               timing={"max_seconds": 0.3, "min_samples": 10, **hide})
         pool = fixtures() + hostile()
         stop_at = start + args.deadline if args.deadline else None
-        report["soak"] = soak(ev, pool, args.soak, stop_at)
+        def progress(partial: dict) -> None:
+            report["soak"] = partial
+            save()
+
+        report["soak"] = soak(ev, pool, args.soak, stop_at, progress)
         save()
     print_report(report)
 

@@ -54,6 +54,8 @@ class EvalConfig:
             cfg.compile_baseline = False  # torch.compile costs 10-30 s per task and GPU
         if _env_float("KERNELSMITH_MAX_TIMING_SECONDS") is not None:
             cfg.timing = dict(cfg.timing, max_seconds=_env_float("KERNELSMITH_MAX_TIMING_SECONDS"))
+        if os.environ.get("KERNELSMITH_HIDE_LAUNCH", "").lower() in ("1", "true", "yes", "on"):
+            cfg.timing = dict(cfg.timing, hide_launch=True)  # see harness/timing.py
         for k, v in overrides.items():
             if v is not None:
                 setattr(cfg, k, v)

@@ -71,6 +71,9 @@ def render(r: EvalResult, console: Console | None = None) -> None:
             tt.add_row("speedup vs eager", f"[bold]{t.speedup_eager:.3f}x[/]{ci}")
         if t.speedup_compile:
             tt.add_row("speedup vs compile", f"{t.speedup_compile:.3f}x")
+        if t.candidate_launch_ms is not None:
+            tt.add_row("host launch", f"{t.candidate_launch_ms:.4f} ms of host time to launch one call (eager "
+                                      f"{t.eager_launch_ms or 0.0:.4f} ms)")
         if t.bound:
             b = t.bound
             tt.add_row("physical floor", f"{b.floor_ms:.4f} ms ({b.flops / 1e9:.2f} GFLOP, {b.bytes / 1e6:.1f} MB); "

@@ -134,6 +134,10 @@ class TimingResult(Stage):
     speedup_compile: float | None = None
     bound: Bound | None = None
     rechecked_outputs: int = 0
+    # Host milliseconds to enqueue one call (median). Where it outlasts the L2 flush it is
+    # also inside the event times above, unless timing's hide_launch is on.
+    candidate_launch_ms: float | None = None
+    eager_launch_ms: float | None = None
 
 
 @dataclass

@@ -53,6 +53,11 @@ def test_parse_racecheck_and_failed_programs():
                 "========= RACECHECK SUMMARY: 1 hazard displayed (1 error, 0 warnings)\n")
     n, first = gputools.parse_sanitizer(race_bad)
     assert n == 1 and first.startswith("Error: Race reported")
+    capped = ("========= COMPUTE-SANITIZER\n========= Warning: Maximum number of hazards reached. Environment variable "
+              "NV_COMPUTE_SANITIZER_MAX_RACECHECK_HAZARDS can be used to increase this count.\n"
+              + race_bad.split("\n", 1)[1])
+    n, first = gputools.parse_sanitizer(capped)  # the finding is quoted, not the cap warning
+    assert n == 1 and first.startswith("Error: Race reported"), first
     failed = ("========= COMPUTE-SANITIZER\nTraceback (most recent call last):\nRuntimeError: CUDA driver error\n"
               "========= Error: process didn't terminate successfully\n========= Target application returned an error\n"
               "========= RACECHECK SUMMARY: 0 hazards displayed (0 errors, 0 warnings)\n")

@@ -217,3 +217,48 @@ def test_sparse_update_check_second_round_catches_a_cache_the_first_round_missed
     with pytest.raises(evaluate.Stop) as caught:
         _cpu_evaluation(monkeypatch, cache_on_first_element)._sparse_update_check()
     assert len(rounds) == 2 and "stale output" in caught.value.message
+
+
+def test_launch_is_hidden_behind_a_spin_that_outlasts_the_slowest_enqueue(monkeypatch):
+    """The start event must fire only after the timed call is queued: the flusher spins
+    the GPU longer than the host's enqueue time seen so far, for both sides alike."""
+    import torch
+
+    from kernelsmith.harness import timing
+
+    clock = {"t": 0.0}
+    spins = []
+
+    class FakeEvent:
+        def __init__(self, enable_timing=True):
+            self.t = None
+
+    monkeypatch.setattr(timing, "_Event", FakeEvent)
+    monkeypatch.setattr(timing, "_record", lambda ev: setattr(ev, "t", clock["t"]))
+    monkeypatch.setattr(timing, "_elapsed", lambda a, b: (b.t - a.t) * 1e3)
+    monkeypatch.setattr(timing, "_sync", lambda: None)
+    monkeypatch.setattr(timing, "_spin", spins.append)
+    monkeypatch.setattr(timing, "_perf", lambda: clock["t"])
+
+    flush = object.__new__(timing.L2Flusher)  # no GPU: the buffer is a CPU tensor
+    flush.buf, flush._v, flush.hide_ms, flush.cycles_per_ms = torch.zeros(4, dtype=torch.int32), 0, 0.0, 2.0e6
+    flush.hide_launch = True
+
+    def slow_launch(ms):
+        def fn():
+            clock["t"] += ms / 1e3  # host time to enqueue
+            return torch.zeros(1)
+        return fn
+
+    sides = {"reference": slow_launch(0.01), "candidate": slow_launch(0.2)}
+    out = timing.interleave(sides, [lambda: []], flush, timing.TimingConfig(min_samples=5, max_samples=12))
+    assert abs(flush.hide_ms - (timing.HIDE_MARGIN * 0.2 + timing.HIDE_PAD_MS)) < 1e-9  # the slower side
+    assert max(spins) == int(flush.hide_ms * flush.cycles_per_ms)
+    calls = 2 * (len(out["candidate"].event_ms) + 1)  # +1: each side's discarded first call
+    assert len(spins) == calls - 1  # every call but the very first spins
+    assert all(abs(x - 0.2) < 1e-9 for x in out["candidate"].launch_ms)
+    assert all(abs(x - 0.01) < 1e-9 for x in out["reference"].launch_ms)
+    flush.observe(100.0)  # a host-bound call: the spin is capped
+    assert flush.hide_ms == timing.HIDE_MAX_MS
+    flush.observe(0.001)  # never shrinks within a session
+    assert flush.hide_ms == timing.HIDE_MAX_MS

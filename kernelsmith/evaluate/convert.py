@@ -100,6 +100,8 @@ def _timing(t: dict, verdict: Verdict, res: EvalResult, baseline: dict | None) -
                       speedup_eager=t.get("speedup_eager"), rechecked_outputs=t.get("rechecked_outputs", 0))
     ci = t.get("speedup_eager_ci")
     tr.speedup_eager_ci = tuple(ci) if ci else None
+    launch = t.get("launch_ms") or {}
+    tr.candidate_launch_ms, tr.eager_launch_ms = launch.get("candidate"), launch.get("eager")
     if t.get("bound"):
         tr.bound = Bound(**t["bound"])
     if baseline and baseline.get("ratio") and tr.speedup_eager and tr.eager:

@@ -126,10 +126,12 @@ def parse_sanitizer(text: str) -> tuple[int | None, str]:
     """(number of errors, the first reported error) from compute-sanitizer's output;
     None errors when it gave no verdict (it did not run, or the program itself failed)."""
     m, race = _SUMMARY.search(text), _RACE_SUMMARY.search(text)
-    first = next((line.strip("= ").strip() for line in text.splitlines()
-                  if line.startswith("=========") and ("Invalid" in line or "hazard" in line.lower()
-                                                      or "Error" in line) and "SUMMARY" not in line
-                  and "process didn't terminate" not in line and _APP_FAILED not in line), "")
+    found = [line.strip("= ").strip() for line in text.splitlines()
+             if line.startswith("=========") and ("Invalid" in line or "hazard" in line.lower()
+                                                 or "Error" in line) and "SUMMARY" not in line
+             and "process didn't terminate" not in line and _APP_FAILED not in line]
+    # a finding, not racecheck's "Warning: Maximum number of hazards reached" (seen on the H200)
+    first = next((f for f in found if not f.startswith("Warning")), found[0] if found else "")
     if _APP_FAILED in text and not first:
         return None, ""  # the program failed on its own: no verdict on the kernels
     if race:

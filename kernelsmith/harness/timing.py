@@ -2,8 +2,12 @@
 
 Design choices (see EVALUATION.md):
 - The L2 flush is launched on the same stream right before the start event, so the GPU
-  is busy when the start event is recorded: the host's launch latency of the timed call
-  hides behind the flush instead of being counted (about 14 us on an H200 otherwise).
+  is busy while the host enqueues the timed call, for as long as the flush runs (about
+  40 us on an H200): a launch slower than that (CuPy's Python launch path) is counted
+  in the event time, with the host's jitter. With `hide_launch` (not yet the default:
+  not yet measured on a GPU) a spin kernel follows the flush and outlasts the longest
+  enqueue seen so far (it grows, never shrinks, within a session; both sides share it),
+  so the events time only GPU work. The host's launch time is reported on its own.
 - Reference and candidate alternate in random order (ABAB/BABA) on the same rotating
   input sets; the speedup is the ratio of medians of samples from one session.
 - Sampling stops when the confidence interval of each median is within `target_ci` of
@@ -26,6 +30,7 @@ _Event = torch.cuda.Event
 _elapsed = torch.cuda.Event.elapsed_time
 _record = torch.cuda.Event.record
 _sync = torch.cuda.synchronize
+_spin = torch.cuda._sleep  # a kernel that busy-waits a number of GPU clock cycles
 _perf = time.perf_counter
 
 
@@ -41,25 +46,56 @@ class TimingConfig:
     warmup_ms: float = 50.0
     warmup_calls: int = 3
     input_sets: int = 3
+    hide_launch: bool = False  # spin after the flush so host launch time stays out of the events
 
 
 @dataclass
 class Samples:
     event_ms: list[float] = field(default_factory=list)
     host_ms: list[float] = field(default_factory=list)
+    launch_ms: list[float] = field(default_factory=list)  # host time to enqueue the call
+
+
+HIDE_MARGIN = 1.5  # spin this many times the longest enqueue seen, plus HIDE_PAD_MS
+HIDE_PAD_MS = 0.03
+HIDE_MAX_MS = 5.0  # beyond this a call is host-bound, and its samples say so
 
 
 class L2Flusher:
-    """Overwrites a buffer twice the L2 size before every timed call."""
+    """Prepares the GPU for a timed call: overwrites a buffer twice the L2 size, then
+    keeps the GPU busy (a spin kernel) for longer than the host needs to enqueue the call."""
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, hide_launch: bool = False):
         l2 = getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 64 << 20) or (64 << 20)
         self.buf = torch.empty(2 * l2 // 4, dtype=torch.int32, device=device)
         self._v = 0
+        self.hide_launch, self.hide_ms = hide_launch, 0.0
+        self.cycles_per_ms = _spin_rate() if hide_launch else 0.0
 
     def __call__(self) -> None:
         self._v ^= 1
         self.buf.fill_(self._v)
+        if self.hide_launch and self.hide_ms > 0:
+            _spin(int(self.hide_ms * self.cycles_per_ms))
+
+    def observe(self, launch_ms: float) -> None:
+        """Lengthen the spin to cover an enqueue this long (never shorten it: a session's
+        samples stay comparable, and both sides share one flusher)."""
+        self.hide_ms = min(HIDE_MAX_MS, max(self.hide_ms, HIDE_MARGIN * launch_ms + HIDE_PAD_MS))
+
+
+def _spin_rate() -> float:
+    """GPU clock cycles per millisecond of the spin kernel, measured (the clock boosts)."""
+    cycles, rate = 1_000_000, 0.0
+    for _ in range(2):  # the first run includes the kernel's first launch
+        start, end = _Event(enable_timing=True), _Event(enable_timing=True)
+        _record(start)
+        _spin(cycles)
+        _record(end)
+        _sync()
+        ms = _elapsed(start, end)
+        rate = cycles / ms if ms > 0 else 2.0e6
+    return rate
 
 
 def median_ci(xs: list[float], z: float = 1.96) -> tuple[float, float, float]:
@@ -73,18 +109,22 @@ def median_ci(xs: list[float], z: float = 1.96) -> tuple[float, float, float]:
     return med, s[lo], s[hi]
 
 
-def time_call(fn: Callable, args: list, flush: L2Flusher) -> tuple[float, float, object]:
-    """One timed call: (event ms, host ms including a device-wide sync, output)."""
+def time_call(fn: Callable, args: list, flush: L2Flusher) -> tuple[float, float, float, object]:
+    """One timed call: (event ms, host ms including a device-wide sync, host ms to
+    enqueue the call, output)."""
     start, end = _Event(enable_timing=True), _Event(enable_timing=True)
     _sync()  # input preparation must not spill into the host-side measurement
     flush()
     _record(start)
     h0 = _perf()
     out = fn(*args)
+    h_launch = _perf()
     _record(end)
     _sync()  # device-wide: waits for side streams too
     h1 = _perf()
-    return _elapsed(start, end), (h1 - h0) * 1e3, out
+    launch_ms = (h_launch - h0) * 1e3
+    flush.observe(launch_ms)
+    return _elapsed(start, end), (h1 - h0) * 1e3, launch_ms, out
 
 
 def warmup(fn: Callable, args: list, cfg: TimingConfig) -> None:
@@ -120,10 +160,11 @@ def interleave(
         rng.shuffle(names)
         for name in names:
             args = input_sets[k]()
-            ev, host, result = time_call(sides[name], args, flush)
-            if i > 0:  # the first sample of each side is discarded
+            ev, host, launch, result = time_call(sides[name], args, flush)
+            if i > 0:  # the first sample of each side is discarded (and sets the spin)
                 out[name].event_ms.append(ev)
                 out[name].host_ms.append(host)
+                out[name].launch_ms.append(launch)
             if on_output is not None:
                 on_output(name, k, result)
             del result

@@ -158,6 +158,10 @@ def result_summary(r: EvalResult) -> str:
         if t.speedup_compile is not None:
             line += f"; vs torch.compile {t.speedup_compile:.2f}x ({_ms(t.compiled_ms)})"
         out.append(line + ".")
+        if t.candidate_launch_ms and t.candidate.median_ms and t.candidate_launch_ms > 0.5 * t.candidate.median_ms:
+            out.append(f"Launching it takes {_ms(t.candidate_launch_ms)} of host time per call (PyTorch eager: "
+                       f"{_ms(t.eager_launch_ms)}), paid by every caller; fewer launches and less Python per "
+                       f"call (for example no per-call DLPack conversions or stream objects) cut it.")
         b = t.bound
         if b and b.fraction is not None:
             kind = "memory" if b.bandwidth and b.peak_flops and b.bytes / b.bandwidth >= b.flops / b.peak_flops \

@@ -84,6 +84,17 @@ def test_feedback_correct_with_speed_and_bound():
     for needle in ("Verdict: correct", "speedup vs eager 2.00x", "95% CI 1.90-2.10", "vs torch.compile 1.60x",
                    "7% of the physical floor", "memory-bound", "tensor-glue"):
         assert needle in text, (needle, text)
+    assert "host time per call" not in text  # launch time not reported: not mentioned
+
+
+def test_feedback_names_a_slow_launch():
+    slow = correct(2.0)
+    slow.timing.candidate_launch_ms, slow.timing.eager_launch_ms = 0.35, 0.02
+    text = feedback_section(Candidate(code=CODE, result=slow))
+    assert "Launching it takes 0.35 ms of host time per call (PyTorch eager: 0.02 ms)" in text, text
+    quick = correct(2.0)
+    quick.timing.candidate_launch_ms, quick.timing.eager_launch_ms = 0.01, 0.02  # well under the runtime
+    assert "host time per call" not in feedback_section(Candidate(code=CODE, result=quick))
 
 
 def test_feedback_incorrect():
