@@ -49,6 +49,28 @@ def hostile() -> list[tuple[str, Task, str]]:
     return [(f"hostile/{e['file']}", task, (HOSTILE / e["file"]).read_text()) for e in picked]
 
 
+def gpu_state() -> str:
+    """SM and memory clocks, power and active throttle reasons, to tell a drifting GPU
+    from a drifting measurement."""
+    try:
+        out = subprocess.run(["nvidia-smi", "-i", physical_gpu(0), "--format=csv,noheader", "--query-gpu="
+                              "clocks.sm,clocks.mem,power.draw,temperature.gpu,clocks_event_reasons.active"],
+                             capture_output=True, text=True)
+    except OSError as exc:
+        return f"nvidia-smi not run: {exc}"
+    return out.stdout.strip() if out.returncode == 0 else f"nvidia-smi failed: {out.stderr.strip()[:100]}"
+
+
+def _timing_record(r) -> dict:
+    """What one evaluation's timing says, raw samples included, for offline analysis."""
+    t = r.timing
+    return {"speedup": r.speedup, "ci": t.speedup_eager_ci, "cand_ms": t.candidate.median_ms,
+            "eager_ms": t.eager.median_ms, "cand_cv": t.candidate.cv, "eager_cv": t.eager.cv,
+            "n": len(t.candidate.samples_ms), "cand_launch_ms": t.candidate_launch_ms,
+            "eager_launch_ms": t.eager_launch_ms, "cand_samples": t.candidate.samples_ms,
+            "eager_samples": t.eager.samples_ms}
+
+
 def gpu_mem_used_mib() -> int:
     out = subprocess.run(["nvidia-smi", "-i", physical_gpu(0), "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
                          capture_output=True, text=True)
@@ -76,18 +98,24 @@ def batch(ev: Evaluator, items) -> dict:
 
 
 def spread(ev: Evaluator, items, want: int) -> list[dict]:
-    """Each correct kernel of > 50 us evaluated twice: how far apart the two speedups land."""
+    """Each correct kernel of > 50 us evaluated twice: how far apart the two speedups land,
+    whether the second falls inside the first's CI, and the raw samples and GPU state."""
     out = []
     for name, task, code in items:
         if len(out) >= want:
             break
+        before = gpu_state()
         a = ev.evaluate(task, code)
         if not (a.correct and a.timing.candidate.median_ms > 0.05):
             continue
+        between = gpu_state()
         b = ev.evaluate(task, code)
         if b.correct:
+            lo, hi = a.timing.speedup_eager_ci
             out.append({"name": name, "ms": a.timing.candidate.median_ms, "s1": a.speedup, "s2": b.speedup,
-                        "rel_diff": abs(b.speedup / a.speedup - 1)})
+                        "rel_diff": abs(b.speedup / a.speedup - 1), "inside_ci": lo <= b.speedup <= hi,
+                        "gpu_state": [before, between, gpu_state()],
+                        "runs": [_timing_record(a), _timing_record(b)]})
     return out
 
 
@@ -208,7 +236,12 @@ def print_report(r: dict) -> None:
         print(f"{x['name'][:55]:55s} {x['verdict']:14s} {x['compile_s']:8.2f} {x['startup_s']:8.2f} "
               f"{x['load_s']:6.2f} {x['check_s']:6.2f} {x['time_s']:6.2f} {sp:>8s}")
     for s in r["spread"]:
-        print(f"spread {s['name']}: {s['ms']:.3f} ms, speedup {s['s1']:.4f} vs {s['s2']:.4f} ({s['rel_diff']:.2%})")
+        a, b = s.get("runs") or [{}, {}]
+        extra = (f"; cand {a['cand_ms']:.4f}/{b['cand_ms']:.4f} ms, eager {a['eager_ms']:.4f}/{b['eager_ms']:.4f} ms, "
+                 f"launch {a['cand_launch_ms'] or 0:.3f}/{a['eager_launch_ms'] or 0:.3f} ms, n {a['n']}/{b['n']}; "
+                 f"{s['gpu_state'][0]}" if a else "")
+        print(f"spread {s['name']}: {s['ms']:.3f} ms, speedup {s['s1']:.4f} vs {s['s2']:.4f} ({s['rel_diff']:.2%}, "
+              f"{'inside' if s.get('inside_ci') else 'outside'} the first CI){extra}")
     so = r["soak"]
     print(f"soak: {so['n']} of {so['asked']} candidates in {so['seconds']:.0f} s; verdicts {so['verdicts']}; "
           f"GPU memory used (MiB) {so['gpu_mem_used_mib']}; orchestrator RSS (MiB) {so['orchestrator_rss_mib']}")
