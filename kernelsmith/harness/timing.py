@@ -62,8 +62,9 @@ HIDE_MAX_MS = 5.0  # beyond this a call is host-bound, and its samples say so
 
 
 class L2Flusher:
-    """Prepares the GPU for a timed call: overwrites a buffer twice the L2 size, then
-    keeps the GPU busy (a spin kernel) for longer than the host needs to enqueue the call."""
+    """Prepares the GPU for a timed call: overwrites a buffer twice the L2 size; with
+    hide_launch, then keeps the GPU busy (a spin kernel) for longer than the host needs to
+    enqueue the call."""
 
     def __init__(self, device: torch.device, hide_launch: bool = False):
         l2 = getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 64 << 20) or (64 << 20)
