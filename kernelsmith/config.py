@@ -56,6 +56,8 @@ class EvalConfig:
             cfg.timing = dict(cfg.timing, max_seconds=_env_float("KERNELSMITH_MAX_TIMING_SECONDS"))
         if os.environ.get("KERNELSMITH_HIDE_LAUNCH", "").lower() in ("1", "true", "yes", "on"):
             cfg.timing = dict(cfg.timing, hide_launch=True)  # see harness/timing.py
+        if _env_float("KERNELSMITH_WARM_MS") is not None:
+            cfg.timing = dict(cfg.timing, warm_ms=_env_float("KERNELSMITH_WARM_MS"))
         for k, v in overrides.items():
             if v is not None:
                 setattr(cfg, k, v)

@@ -219,46 +219,58 @@ def test_sparse_update_check_second_round_catches_a_cache_the_first_round_missed
     assert len(rounds) == 2 and "stale output" in caught.value.message
 
 
-def test_launch_is_hidden_behind_a_spin_that_outlasts_the_slowest_enqueue(monkeypatch):
-    """The start event must fire only after the timed call is queued: the flusher spins
-    the GPU longer than the host's enqueue time seen so far, for both sides alike."""
-    import torch
-
+def test_launch_is_hidden_behind_a_flush_that_outlasts_the_slowest_enqueue(monkeypatch):
+    """The start event must fire only after the timed call is queued: with hide_launch the
+    flush repeats for longer than the host's enqueue time seen so far, both sides alike;
+    warm_ms sets a floor; without either, one flush."""
     from kernelsmith.harness import timing
 
     clock = {"t": 0.0}
-    spins = []
+    fills = []
 
     class FakeEvent:
         def __init__(self, enable_timing=True):
             self.t = None
 
+    class FakeBuffer:  # GPU memory stands in: each overwrite takes 0.04 ms of "GPU" time
+        def fill_(self, v):
+            fills.append(v)
+
     monkeypatch.setattr(timing, "_Event", FakeEvent)
     monkeypatch.setattr(timing, "_record", lambda ev: setattr(ev, "t", clock["t"]))
     monkeypatch.setattr(timing, "_elapsed", lambda a, b: (b.t - a.t) * 1e3)
     monkeypatch.setattr(timing, "_sync", lambda: None)
-    monkeypatch.setattr(timing, "_spin", spins.append)
     monkeypatch.setattr(timing, "_perf", lambda: clock["t"])
 
-    flush = object.__new__(timing.L2Flusher)  # no GPU: the buffer is a CPU tensor
-    flush.buf, flush._v, flush.hide_ms, flush.cycles_per_ms = torch.zeros(4, dtype=torch.int32), 0, 0.0, 2.0e6
-    flush.hide_launch = True
+    def flusher(hide: bool, warm_ms: float = 0.0):
+        f = object.__new__(timing.L2Flusher)  # no GPU here
+        f.buf, f._v, f.hide_launch, f.warm_ms, f.hide_ms, f.flush_ms = FakeBuffer(), 0, hide, warm_ms, 0.0, 0.04
+        return f
 
     def slow_launch(ms):
         def fn():
             clock["t"] += ms / 1e3  # host time to enqueue
-            return torch.zeros(1)
+            return 0.0
         return fn
 
     sides = {"reference": slow_launch(0.01), "candidate": slow_launch(0.2)}
+    flush = flusher(hide=True)
     out = timing.interleave(sides, [lambda: []], flush, timing.TimingConfig(min_samples=5, max_samples=12))
     assert abs(flush.hide_ms - (timing.HIDE_MARGIN * 0.2 + timing.HIDE_PAD_MS)) < 1e-9  # the slower side
-    assert max(spins) == int(flush.hide_ms * flush.cycles_per_ms)
+    assert flush.passes() == 9  # ceil(0.33 / 0.04): the overwrite outlasts the 0.2 ms enqueue
     calls = 2 * (len(out["candidate"].event_ms) + 1)  # +1: each side's discarded first call
-    assert len(spins) == calls - 1  # every call but the very first spins
+    assert len(fills) == 1 + 9 * (calls - 1)  # the very first call, before any enqueue was seen: one
     assert all(abs(x - 0.2) < 1e-9 for x in out["candidate"].launch_ms)
     assert all(abs(x - 0.01) < 1e-9 for x in out["reference"].launch_ms)
-    flush.observe(100.0)  # a host-bound call: the spin is capped
-    assert flush.hide_ms == timing.HIDE_MAX_MS
+    flush.observe(100.0)  # a host-bound call: the cover is capped
+    assert flush.hide_ms == timing.HIDE_MAX_MS and flush.passes() == 125
     flush.observe(0.001)  # never shrinks within a session
     assert flush.hide_ms == timing.HIDE_MAX_MS
+    off = flusher(hide=False)
+    off.observe(0.2)
+    assert off.passes() == 1  # the default: one overwrite, launch time not covered
+    assert flusher(hide=False, warm_ms=1.0).passes() == 25  # at least 1 ms of GPU work before the start
+    measured = flusher(hide=True)
+    monkeypatch.setattr(timing, "_record", lambda ev: setattr(ev, "t", clock["t"]))
+    FakeBuffer.fill_ = lambda self, v: clock.__setitem__("t", clock["t"] + 0.05e-3)
+    assert abs(measured._time_one() - 0.05) < 1e-9  # one overwrite's GPU time, measured by events

@@ -36,6 +36,8 @@ def test_config_from_environment(monkeypatch):
     monkeypatch.setenv("KERNELSMITH_MAX_TIMING_SECONDS", "1.5")
     monkeypatch.setenv("KERNELSMITH_ATOL", "1e-3")
     monkeypatch.setenv("KERNELSMITH_HIDE_LAUNCH", "1")
+    monkeypatch.setenv("KERNELSMITH_WARM_MS", "2")
     cfg = EvalConfig.from_env(trials=3)
-    assert cfg.compile_baseline is False and cfg.timing == {"max_seconds": 1.5, "hide_launch": True}
+    assert cfg.compile_baseline is False
+    assert cfg.timing == {"max_seconds": 1.5, "hide_launch": True, "warm_ms": 2.0}
     assert cfg.atol == 1e-3 and cfg.trials == 3 and cfg.rtol is None

@@ -49,7 +49,7 @@ def run(args: dict) -> dict:
             with torch.no_grad():
                 return compiled(*a)
         sides["compiled"] = comp
-    flush = timing.L2Flusher(dev, cfg.hide_launch)
+    flush = timing.L2Flusher(dev, cfg.hide_launch, cfg.warm_ms)
     state = {"i": 0}
 
     def next_args():

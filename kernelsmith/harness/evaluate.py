@@ -314,7 +314,7 @@ class Evaluation:
 
     def _time(self) -> None:
         cfg = timing.TimingConfig(**self.args.get("timing", {}))
-        flush = timing.L2Flusher(self.dev, cfg.hide_launch)
+        flush = timing.L2Flusher(self.dev, cfg.hide_launch, cfg.warm_ms)
         integrity.reset_persisting_l2(self.snapshot.l2_limit)
         bases = [_fresh_inputs(self.task, self.dev) for _ in range(cfg.input_sets)]
         gen = torch.Generator(device=self.dev)

@@ -5,9 +5,12 @@ Design choices (see EVALUATION.md):
   is busy while the host enqueues the timed call, for as long as the flush runs (about
   40 us on an H200): a launch slower than that (CuPy's Python launch path) is counted
   in the event time, with the host's jitter. With `hide_launch` (not yet the default:
-  not yet measured on a GPU) a spin kernel follows the flush and outlasts the longest
-  enqueue seen so far (it grows, never shrinks, within a session; both sides share it),
-  so the events time only GPU work. The host's launch time is reported on its own.
+  not yet measured on a GPU) the flush repeats until it outlasts the longest enqueue seen
+  so far (it grows, never shrinks, within a session; both sides share it), so the events
+  time only GPU work; `warm_ms` makes it last at least that long, so the GPU is busy, not
+  idle, when the timed call starts. The host's launch time is reported on its own.
+  Why: on an H200 the two sides' samples rose and fell together (correlation 0.6-0.9 per
+  round, medians moving 10-35% within one second), as clocks do on a mostly idle GPU.
 - Reference and candidate alternate in random order (ABAB/BABA) on the same rotating
   input sets; the speedup is the ratio of medians of samples from one session.
 - Sampling stops when the confidence interval of each median is within `target_ci` of
@@ -30,7 +33,6 @@ _Event = torch.cuda.Event
 _elapsed = torch.cuda.Event.elapsed_time
 _record = torch.cuda.Event.record
 _sync = torch.cuda.synchronize
-_spin = torch.cuda._sleep  # a kernel that busy-waits a number of GPU clock cycles
 _perf = time.perf_counter
 
 
@@ -46,7 +48,8 @@ class TimingConfig:
     warmup_ms: float = 50.0
     warmup_calls: int = 3
     input_sets: int = 3
-    hide_launch: bool = False  # spin after the flush so host launch time stays out of the events
+    hide_launch: bool = False  # flush long enough that host launch time stays out of the events
+    warm_ms: float = 0.0  # flush at least this long before each timed call: the GPU arrives busy
 
 
 @dataclass
@@ -56,47 +59,53 @@ class Samples:
     launch_ms: list[float] = field(default_factory=list)  # host time to enqueue the call
 
 
-HIDE_MARGIN = 1.5  # spin this many times the longest enqueue seen, plus HIDE_PAD_MS
+HIDE_MARGIN = 1.5  # outlast the longest enqueue seen this many times over, plus HIDE_PAD_MS
 HIDE_PAD_MS = 0.03
 HIDE_MAX_MS = 5.0  # beyond this a call is host-bound, and its samples say so
 
 
 class L2Flusher:
-    """Prepares the GPU for a timed call: overwrites a buffer twice the L2 size; with
-    hide_launch, then keeps the GPU busy (a spin kernel) for longer than the host needs to
-    enqueue the call."""
+    """Prepares the GPU for a timed call: overwrites a buffer twice the L2 size. With
+    hide_launch, repeats the overwrite until it outlasts the host's slowest enqueue seen, so
+    the start event fires after the call is queued; with warm_ms, for at least that long,
+    so the GPU comes to the timed call busy rather than from idle (its clocks follow load)."""
 
-    def __init__(self, device: torch.device, hide_launch: bool = False):
+    def __init__(self, device: torch.device, hide_launch: bool = False, warm_ms: float = 0.0):
         l2 = getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 64 << 20) or (64 << 20)
         self.buf = torch.empty(2 * l2 // 4, dtype=torch.int32, device=device)
         self._v = 0
-        self.hide_launch, self.hide_ms = hide_launch, 0.0
-        self.cycles_per_ms = _spin_rate() if hide_launch else 0.0
+        self.hide_launch, self.warm_ms, self.hide_ms = hide_launch, warm_ms, 0.0
+        self.flush_ms = self._time_one() if (hide_launch or warm_ms > 0) else 0.0
 
-    def __call__(self) -> None:
+    def _fill(self) -> None:
         self._v ^= 1
         self.buf.fill_(self._v)
-        if self.hide_launch and self.hide_ms > 0:
-            _spin(int(self.hide_ms * self.cycles_per_ms))
+
+    def _time_one(self) -> float:
+        """GPU milliseconds of one overwrite (median of 5, after one untimed)."""
+        self._fill()
+        times = []
+        for _ in range(5):
+            start, end = _Event(enable_timing=True), _Event(enable_timing=True)
+            _record(start)
+            self._fill()
+            _record(end)
+            _sync()
+            times.append(_elapsed(start, end))
+        return sorted(times)[2]
+
+    def passes(self) -> int:
+        want = max(self.warm_ms, self.hide_ms if self.hide_launch else 0.0)
+        return max(1, math.ceil(want / self.flush_ms)) if want > 0 and self.flush_ms > 0 else 1
+
+    def __call__(self) -> None:
+        for _ in range(self.passes()):
+            self._fill()
 
     def observe(self, launch_ms: float) -> None:
-        """Lengthen the spin to cover an enqueue this long (never shorten it: a session's
-        samples stay comparable, and both sides share one flusher)."""
+        """Cover an enqueue this long from now on (never less: a session's samples stay
+        comparable, and both sides share one flusher)."""
         self.hide_ms = min(HIDE_MAX_MS, max(self.hide_ms, HIDE_MARGIN * launch_ms + HIDE_PAD_MS))
-
-
-def _spin_rate() -> float:
-    """GPU clock cycles per millisecond of the spin kernel, measured (the clock boosts)."""
-    cycles, rate = 1_000_000, 0.0
-    for _ in range(2):  # the first run includes the kernel's first launch
-        start, end = _Event(enable_timing=True), _Event(enable_timing=True)
-        _record(start)
-        _spin(cycles)
-        _record(end)
-        _sync()
-        ms = _elapsed(start, end)
-        rate = cycles / ms if ms > 0 else 2.0e6
-    return rate
 
 
 def median_ci(xs: list[float], z: float = 1.96) -> tuple[float, float, float]:
@@ -162,7 +171,7 @@ def interleave(
         for name in names:
             args = input_sets[k]()
             ev, host, launch, result = time_call(sides[name], args, flush)
-            if i > 0:  # the first sample of each side is discarded (and sets the spin)
+            if i > 0:  # the first sample of each side is discarded (and sets the cover)
                 out[name].event_ms.append(ev)
                 out[name].host_ms.append(host)
                 out[name].launch_ms.append(launch)
