@@ -274,3 +274,42 @@ def test_launch_is_hidden_behind_a_flush_that_outlasts_the_slowest_enqueue(monke
     monkeypatch.setattr(timing, "_record", lambda ev: setattr(ev, "t", clock["t"]))
     FakeBuffer.fill_ = lambda self, v: clock.__setitem__("t", clock["t"] + 0.05e-3)
     assert abs(measured._time_one() - 0.05) < 1e-9  # one overwrite's GPU time, measured by events
+
+
+def _overlap(a, b) -> bool:
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def test_speedup_ci_covers_drift_the_bootstrap_misses():
+    """A session recorded on an H200 in which the GPU sped up under both sides, by different
+    amounts: the halves' speedups differ by 15%. The bootstrap CIs of the two halves do not
+    overlap (each claims about +/-1%-6%); the stated CI (with batch means) of each half does."""
+    import json
+
+    from kernelsmith.harness import timing
+    from tests.gpu.conftest import ROOT
+
+    rec = json.loads((ROOT / "tests/fixtures/timing/h200_drifting_session.json").read_text())
+    cand, eager = rec["candidate_ms"], rec["eager_ms"]
+    h = len(cand) // 2
+    first = timing._bootstrap_ratio_ci(eager[:h], cand[:h], 2000, 0)
+    second = timing._bootstrap_ratio_ci(eager[h:], cand[h:], 2000, 0)
+    assert not _overlap(first, second)  # the independence assumption fails on real samples
+    stated1, stated2 = timing.ratio_ci(eager[:h], cand[:h]), timing.ratio_ci(eager[h:], cand[h:])
+    assert _overlap(stated1, stated2)
+    assert stated1[0] <= first[0] and stated1[1] >= first[1]  # never narrower than the bootstrap
+
+
+def test_speedup_ci_stays_tight_on_steady_samples():
+    """Independent samples: the batch-means part must not blow the CI up."""
+    import random
+
+    from kernelsmith.harness import timing
+
+    rng = random.Random(7)
+    eager = [0.200 * (1 + rng.gauss(0, 0.02)) for _ in range(200)]
+    cand = [0.100 * (1 + rng.gauss(0, 0.02)) for _ in range(200)]
+    lo, hi = timing.ratio_ci(eager, cand)
+    assert lo < 2.0 < hi and (hi - lo) / 2 / 2.0 < 0.01  # within +/-1% of the true 2.0x
+    assert timing.batch_ratio_ci(eager[:10], cand[:10]) is None  # too few rounds: bootstrap only
+    assert timing.ratio_ci(eager[:10], cand[:10]) == timing._bootstrap_ratio_ci(eager[:10], cand[:10], 2000, 0)
