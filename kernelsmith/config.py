@@ -19,7 +19,12 @@ def home() -> Path:
 
 def _env_float(name: str) -> float | None:
     value = os.environ.get(name)
-    return float(value) if value not in (None, "") else None
+    if value in (None, ""):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a number") from None
 
 
 @dataclass

@@ -41,3 +41,13 @@ def test_config_from_environment(monkeypatch):
     assert cfg.compile_baseline is False
     assert cfg.timing == {"max_seconds": 1.5, "hide_launch": True, "warm_ms": 2.0}
     assert cfg.atol == 1e-3 and cfg.trials == 3 and cfg.rtol is None
+
+
+def test_config_names_a_bad_environment_number(monkeypatch):
+    import pytest
+
+    from kernelsmith.config import EvalConfig
+
+    monkeypatch.setenv("KERNELSMITH_WARM_MS", "two")
+    with pytest.raises(ValueError, match="KERNELSMITH_WARM_MS='two' is not a number"):
+        EvalConfig.from_env()
