@@ -39,6 +39,10 @@ class OptimizeRequest:
     llm_concurrency: int = 4
     seed: int = 0
     sampling: Sampling = field(default_factory=Sampling)
+    # On each candidate that becomes the task's best: compute-sanitizer (memcheck and
+    # racecheck; a finding disqualifies it) and an Nsight Compute summary for the prompt.
+    sanitize: bool = True
+    profile: bool = False
 
 
 class StoreRecorder:
@@ -83,12 +87,18 @@ class ToolingEvaluator:
     that becomes the run's best verified kernel. A sanitizer finding turns the result into
     INCORRECT: a kernel with out-of-bounds accesses or races is not a kernel to keep."""
 
-    def __init__(self, inner, profile: bool = False, sanitize: bool = False):
+    def __init__(self, inner, profile: bool = False, sanitize: bool = False, best: float = 0.0):
         self.inner, self.do_profile, self.do_sanitize = inner, profile, sanitize
-        self.best = 0.0
+        self.best = best  # a resumed search starts from its stored best
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
+
+    def _tool(self, name: str, task, code) -> str | None:
+        run = getattr(self.inner, name, None)
+        if run is None:  # e.g. the Ray executor's actors run evaluations only
+            return f"not run: this executor has no {name} job"
+        return run(task, code)
 
     def evaluate_many(self, items, on_result=None):
         items = list(items)
@@ -97,14 +107,14 @@ class ToolingEvaluator:
             if not (r.correct and r.speedup and r.speedup > self.best):
                 continue
             if self.do_sanitize:
-                r.sanitizer = self.inner.sanitize(task, code)
+                r.sanitizer = self._tool("sanitize", task, code)
                 if re.search(r"\b(memcheck|racecheck): [1-9]\d* error", r.sanitizer):
                     r.verdict, r.error = Verdict.INCORRECT, ErrorClass.SANITIZER
                     r.message = f"compute-sanitizer: {r.sanitizer}"
                     continue
             self.best = r.speedup
             if self.do_profile:
-                r.profile = self.inner.profile(task, code)
+                r.profile = self._tool("profile", task, code)
         return results
 
 
@@ -174,6 +184,9 @@ def search_task(store: RunStore, run_id: str, task: Task, req: OptimizeRequest, 
     store.set_run_task(run_id, task.hash, "running")
     ctx = SearchContext(gpu=gpu, seed=req.seed, sampling=req.sampling)
     strategy = make_strategy(req.strategy, task, ctx, **req.strategy_options)
+    if req.sanitize or req.profile:
+        best = max((c.result.speedup or 0.0 for c in existing if c.result is not None and c.result.correct), default=0.0)
+        evaluator = ToolingEvaluator(evaluator, profile=req.profile, sanitize=req.sanitize, best=best)
 
     def persist(c: Candidate) -> None:
         if not c.id:

@@ -96,6 +96,8 @@ def bench(
     executor: str = typer.Option("local", help="local (one worker per GPU here) | ray (one actor per GPU of a cluster)"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (with --executor ray; default: start one)"),
     seed: int = typer.Option(0),
+    sanitize: bool = typer.Option(True, "--sanitize/--no-sanitize",
+                                  help="compute-sanitizer on each task's new best (searches); a finding disqualifies it"),
 ) -> None:
     """Benchmark: search every selected task (one per GPU at a time) or evaluate --generations;
     prints a per-level table (correct rate, fast_1, geometric mean speedup over eager)."""
@@ -178,6 +180,7 @@ def bench(
         selected, skipped = loaded.tasks, loaded.skipped
         req = OptimizeRequest("", model or "", strategy, Budget(max_candidates=budget),
                               strategy_options=_options(option), base_url=base_url, seed=seed)
+    req.sanitize = sanitize
     if not selected:
         _fail("no tasks selected" + (" (every selected task was skipped; see above)" if skipped else
                                      "; check --level / --tasks"))

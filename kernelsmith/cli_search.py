@@ -90,7 +90,8 @@ def optimize(
     sandbox: str = typer.Option("auto", help="auto | process | docker"),
     executor: str = typer.Option("local", help="local | ray (the GPU evaluator is a Ray actor on a cluster)"),
     profile: bool = typer.Option(False, "--profile", help="Nsight Compute summary of each new best, fed to the model"),
-    sanitize: bool = typer.Option(False, "--sanitize", help="compute-sanitizer (memcheck, racecheck) on each new best"),
+    sanitize: bool = typer.Option(True, "--sanitize/--no-sanitize",
+                                  help="compute-sanitizer (memcheck, racecheck) on each new best; a finding disqualifies it"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (with --executor ray)"),
     gpu: int = typer.Option(0, min=0),
     seed: int = typer.Option(0),
@@ -99,7 +100,7 @@ def optimize(
     from sqlalchemy.exc import SQLAlchemyError
 
     from kernelsmith.agent import (
-        OptimizeRequest, ToolingEvaluator, optimize as run_optimize, request_from_run, resumable, write_best,
+        OptimizeRequest, optimize as run_optimize, request_from_run, resumable, write_best,
     )
     from kernelsmith.config import EvalConfig
     from kernelsmith.evaluate.evaluator import NoGPU
@@ -123,6 +124,7 @@ def optimize(
             max_candidates=budget, max_tokens=max_tokens, max_cost_usd=max_cost,
             max_seconds=max_minutes * 60 if max_minutes else None, patience=patience),
             strategy_options=_options(option), base_url=base_url, seed=seed)
+    req.profile, req.sanitize = profile, sanitize  # this invocation's choice, resumed or not
     try:
         Task.load(req.task_path)
         llm = make_model(model or "", base_url=base_url or req.base_url, record=str(record) if record else None)
@@ -145,8 +147,6 @@ def optimize(
     try:
         with _evaluator(cfg, executor, address) as ev:
             gpu_facts = ev.probe()
-            if profile or sanitize:
-                ev = ToolingEvaluator(ev, profile=profile, sanitize=sanitize)
             run_id, outcome = run_optimize(req, llm, ev, store, gpu_facts, run_id=resume, make_view=make_view)
     except NoGPU as exc:
         _fail(f"{exc}; `kernelsmith optimize` evaluates on a CUDA GPU")

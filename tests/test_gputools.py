@@ -138,3 +138,13 @@ def test_one_tools_findings_survive_the_other_failing(tmp_path):
     assert "racecheck: no verdict" in text and "CUDA_ERROR_ILLEGAL_ADDRESS" in text
     ev._tool_job = lambda job, t, c, a: {"available": False, "note": "compute-sanitizer is not installed here"}
     assert ev.sanitize(None, "").startswith("(not checked: compute-sanitizer is not installed")
+
+
+def test_an_executor_without_the_tools_gets_a_note_not_a_crash():
+    """The Ray executor's actors run evaluations only: sanitizing there says it did not run."""
+    inner = FakeEvaluator(default=lambda tag: correct(float(tag[4:]) / 10))
+    assert not hasattr(inner, "sanitize")
+    res = ToolingEvaluator(inner, profile=True, sanitize=True).evaluate_many([(task(), kernel("fast15"))])
+    assert res[0].verdict is Verdict.CORRECT
+    assert res[0].sanitizer == "not run: this executor has no sanitize job"
+    assert res[0].profile == "not run: this executor has no profile job"

@@ -111,3 +111,34 @@ def test_killed_run_resumes_losing_only_what_was_in_flight(tmp_path, task_file):
     assert after["by_verdict"].get("pending", 0) == 0  # in-flight candidates were evaluated on resume
     assert after["candidates"] >= 40
     assert store.get_run(run_id).status == "finished"
+
+
+def test_the_sanitizer_runs_by_default_and_disqualifies_a_racy_best(tmp_path, task_file):
+    """compute-sanitizer on every new best is on unless asked off: a faster kernel with a
+    race (racecheck finds it) does not become the run's best; the clean one stays."""
+    ev = evaluator_for()
+    checked = []
+
+    def sanitize(task, code):
+        checked.append(code)
+        return ("memcheck: 0 error(s); racecheck: 3 error(s) - first: Error: Race reported" if "fast30" in code
+                else "memcheck: 0 error(s); racecheck: 0 error(s)")
+
+    ev.sanitize = sanitize
+    replies = [kernel_reply(t) for t in ("fast15", "fast30", "fast12")]
+    with FakeOpenAIServer(default=Reply(texts=kernel_reply("fast11"))) as srv:
+        srv.push(*[Reply(texts=r) for r in replies])
+        store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
+        llm = OpenAIModel("fake-model", base_url=srv.base_url, api_key="sk-test", backoff_s=0.01)
+        req = OptimizeRequest(str(task_file), "fake-model", "refine", Budget(max_candidates=3),
+                              strategy_options={"chains": 1}, llm_concurrency=1)
+        assert req.sanitize  # the default
+        run_id, out = optimize(req, llm, ev, store, {"system": {"gpu": "NVIDIA H200"}})
+    assert len(checked) == 2  # fast15 (first best) and fast30 (would-be best); not fast12
+    assert abs(out.speedup - 1.5) < 1e-9
+    from kernelsmith.task import Task
+
+    racy = [c for c in store.candidates(run_id, Task.load(task_file).hash) if "fast30" in c.code][0]
+    assert racy.result.verdict.value == "incorrect" and "racecheck: 3 error(s)" in racy.result.message
+    off = OptimizeRequest(str(task_file), "fake-model", sanitize=False)
+    assert not off.sanitize
