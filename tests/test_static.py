@@ -464,6 +464,20 @@ def test_system_calls_in_cuda_rejected():
     assert_rejects(make(cuda='void f() { system("ls"); FILE* f = fopen("/x", "w"); }'), "system-access")
 
 
+@pytest.mark.parametrize("cuda", ["void f() { std::exit(0); }", "void f() { _exit(0); }", "void f() { abort(); }",
+                                  "void f() { raise(SIGSEGV); }", "void f() { kill(getpid(), 9); }",
+                                  "void f() { std::terminate(); }", "void f() { quick_exit(0); }"])
+def test_process_exits_in_cuda_rejected(cuda):
+    """A job that ends itself from C++ returns no result (hostile 83_cpp_exit)."""
+    assert_rejects(make(cuda=cuda), "system-access")
+
+
+def test_exit_like_names_in_cuda_pass():
+    cuda = ("__global__ void g(float* y, int exit_code) { if (exit_code) __trap(); y[0] = 1.f; }\n"
+            "__device__ float raised(float v) { return v + 1.f; }")
+    assert screen(make(cuda=cuda), TASK).ok
+
+
 # --- no-kernel ----------------------------------------------------------------------
 def test_no_kernel_rejected():
     code = "import torch\nimport torch.nn as nn\n\nclass ModelNew(nn.Module):\n    def forward(self, x):\n" \

@@ -107,6 +107,9 @@ CUDA_RULES = [(rid, re.compile(rx), needles) for rid, rx, needles in [
      ("stream", "thread", "accesspolicy", "persisting", "setlimit", "async", "hostfunc")),
     ("system-access", r"\b(?:system|popen|fopen|getenv|setenv|putenv|fork|execv?[lpe]*)\s*\(|std::[io]?fstream|"
      r"#include\s*<(?:fstream|unistd\.h|sys/)", ("system", "popen", "env", "fork", "exec", "fstream", "unistd", "sys/")),
+    # ending the process from C++ (the job must return its result, or fail as a crash)
+    ("system-access", r"\b(?:exit|_exit|_Exit|quick_exit|abort|kill|raise|socket)\s*\(|\bstd::terminate\b",
+     ("exit", "abort", "kill", "raise", "socket", "terminate")),
     ("dynamic-code", r"\bdl(?:open|sym)\s*\(|#include\s*<dlfcn", ("dlopen", "dlsym", "dlfcn")),
     ("harness-tampering", r"TORCH_LIBRARY(?:_IMPL|_FRAGMENT)?\s*\(\s*aten\b|\bcudaDeviceReset\b",
      ("torch_library", "cudadevicereset")),
