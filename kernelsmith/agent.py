@@ -96,7 +96,7 @@ class ToolingEvaluator:
 
     def _tool(self, name: str, task, code) -> str | None:
         run = getattr(self.inner, name, None)
-        if run is None:  # e.g. the Ray executor's actors run evaluations only
+        if run is None:  # an evaluator with no tool jobs (test fakes, custom executors)
             return f"not run: this executor has no {name} job"
         return run(task, code)
 

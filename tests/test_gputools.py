@@ -141,7 +141,7 @@ def test_one_tools_findings_survive_the_other_failing(tmp_path):
 
 
 def test_an_executor_without_the_tools_gets_a_note_not_a_crash():
-    """The Ray executor's actors run evaluations only: sanitizing there says it did not run."""
+    """An evaluator with no tool jobs: sanitizing there says it did not run."""
     inner = FakeEvaluator(default=lambda tag: correct(float(tag[4:]) / 10))
     assert not hasattr(inner, "sanitize")
     res = ToolingEvaluator(inner, profile=True, sanitize=True).evaluate_many([(task(), kernel("fast15"))])

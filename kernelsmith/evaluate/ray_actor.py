@@ -57,6 +57,13 @@ class _EvalActor:
         """An attribute of the evaluator (tests and debugging)."""
         return getattr(self.ev, name)
 
+    def tool(self, name: str, src: str, path: str, code: str) -> str:
+        """compute-sanitizer ("sanitize") or Nsight Compute ("profile") on this actor's GPU."""
+        run = getattr(self.ev, name, None) if name in ("sanitize", "profile") else None
+        if run is None:
+            return f"not run: this evaluator has no {name} job"
+        return run(Task.from_source(src, path), code)
+
     def evaluate_stream(self, payload: list[tuple[str, str, str]]):
         """Yields (index, result dict) as results come; raises what the evaluator raises."""
         items = [(Task.from_source(src, path), code) for src, path, code in payload]

@@ -117,6 +117,21 @@ class RayEvaluator:
 
         return ray.get(self.actor.attr.remote(name))
 
+    def sanitize(self, task: Task, code: str) -> str:
+        return self._tool("sanitize", task, code)
+
+    def profile(self, task: Task, code: str) -> str:
+        return self._tool("profile", task, code)
+
+    def _tool(self, name: str, task: Task, code: str) -> str:
+        """Run on the actor's GPU, between evaluations (an actor takes one call at a time)."""
+        import ray
+
+        try:
+            return ray.get(self.actor.tool.remote(name, task.source, str(task.path), code))
+        except Exception as exc:  # noqa: BLE001 - a lost actor: the kernel's verdict stands
+            return f"not run: the {name} job failed ({_short(exc)})"
+
     def close(self) -> None:
         import ray
 

@@ -234,3 +234,20 @@ def test_optimize_uses_one_ray_actor(monkeypatch, tmp_path):
     with ctx as ev:
         assert len(ctx.pool) == 1
         assert ev.evaluate_many(items(["fast20"]))[0].verdict is Verdict.CORRECT
+
+
+def test_sanitizer_runs_on_the_actors_gpu(tmp_path):
+    """The default compute-sanitizer of new bests works through the Ray executor too: the
+    job runs in the actor that owns the GPU; a tool the evaluator lacks gives a note."""
+    from kernelsmith.agent import ToolingEvaluator
+
+    with make_ray_pool(cfg(tmp_path), evaluator_factory=FAKE, remote_compile=False) as pool:
+        ev = pool.evaluators[0]
+        facts = ev.probe()
+        text = ev.sanitize(task(), kernel("fast15"))
+        assert text.startswith("memcheck: 0 error(s)") and f"pid={facts['pid']}" in text
+        assert f"cvd={facts['cuda_visible_devices']}" in text
+        assert ev.profile(task(), kernel("fast15")) == "not run: this evaluator has no profile job"
+        res = ToolingEvaluator(ev, sanitize=True).evaluate_many([(task(), kernel("fast15"))])
+        assert res[0].verdict is Verdict.CORRECT and "[fast15 pid=" in res[0].sanitizer
+
