@@ -98,6 +98,8 @@ def bench(
     seed: int = typer.Option(0),
     sanitize: bool = typer.Option(True, "--sanitize/--no-sanitize",
                                   help="compute-sanitizer on each task's new best (searches); a finding disqualifies it"),
+    confirm: bool = typer.Option(True, "--confirm/--no-confirm",
+                                 help="evaluate each task's new best a second time (searches); keep the lower speedup"),
 ) -> None:
     """Benchmark: search every selected task (one per GPU at a time) or evaluate --generations;
     prints a per-level table (correct rate, fast_1, geometric mean speedup over eager)."""
@@ -180,7 +182,7 @@ def bench(
         selected, skipped = loaded.tasks, loaded.skipped
         req = OptimizeRequest("", model or "", strategy, Budget(max_candidates=budget),
                               strategy_options=_options(option), base_url=base_url, seed=seed)
-    req.sanitize = sanitize
+    req.sanitize, req.confirm = sanitize, confirm
     if not selected:
         _fail("no tasks selected" + (" (every selected task was skipped; see above)" if skipped else
                                      "; check --level / --tasks"))

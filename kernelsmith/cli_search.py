@@ -92,6 +92,8 @@ def optimize(
     profile: bool = typer.Option(False, "--profile", help="Nsight Compute summary of each new best, fed to the model"),
     sanitize: bool = typer.Option(True, "--sanitize/--no-sanitize",
                                   help="compute-sanitizer (memcheck, racecheck) on each new best; a finding disqualifies it"),
+    confirm: bool = typer.Option(True, "--confirm/--no-confirm",
+                                 help="evaluate each new best a second time; keep the lower speedup"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (with --executor ray)"),
     gpu: int = typer.Option(0, min=0),
     seed: int = typer.Option(0),
@@ -124,7 +126,7 @@ def optimize(
             max_candidates=budget, max_tokens=max_tokens, max_cost_usd=max_cost,
             max_seconds=max_minutes * 60 if max_minutes else None, patience=patience),
             strategy_options=_options(option), base_url=base_url, seed=seed)
-    req.profile, req.sanitize = profile, sanitize  # this invocation's choice, resumed or not
+    req.profile, req.sanitize, req.confirm = profile, sanitize, confirm  # this invocation's choice, resumed or not
     try:
         Task.load(req.task_path)
         llm = make_model(model or "", base_url=base_url or req.base_url, record=str(record) if record else None)

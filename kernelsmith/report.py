@@ -69,6 +69,9 @@ def render(r: EvalResult, console: Console | None = None) -> None:
         if t.speedup_eager:
             ci = f"  95% CI [{t.speedup_eager_ci[0]:.3f}, {t.speedup_eager_ci[1]:.3f}]" if t.speedup_eager_ci else ""
             tt.add_row("speedup vs eager", f"[bold]{t.speedup_eager:.3f}x[/]{ci}")
+        if t.other_session_speedup:
+            tt.add_row("second session", f"{t.other_session_speedup:.3f}x (of two independent evaluations, the "
+                                         "lower speedup is shown; the CI covers both)")
         if t.speedup_compile:
             tt.add_row("speedup vs compile", f"{t.speedup_compile:.3f}x")
         if t.candidate_launch_ms is not None:

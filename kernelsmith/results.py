@@ -138,6 +138,10 @@ class TimingResult(Stage):
     # also inside the event times above, unless timing's hide_launch is on.
     candidate_launch_ms: float | None = None
     eager_launch_ms: float | None = None
+    # A run's best is evaluated twice, in independent sessions: the lower speedup's timing
+    # is kept above (its CI widened to cover both), the other session's figures here.
+    other_session_speedup: float | None = None
+    other_session_ci: tuple[float, float] | None = None
 
 
 @dataclass

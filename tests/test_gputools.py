@@ -148,3 +148,101 @@ def test_an_executor_without_the_tools_gets_a_note_not_a_crash():
     assert res[0].verdict is Verdict.CORRECT
     assert res[0].sanitizer == "not run: this executor has no sanitize job"
     assert res[0].profile == "not run: this executor has no profile job"
+
+
+# --- a second, independent evaluation of each new best ----------------------------------
+class _Retimed(FakeEvaluator):
+    """First evaluation from the tag (fastNN = NN/10 x); the second from `again`."""
+
+    def __init__(self, again):
+        super().__init__(default=lambda tag: correct(float(tag[4:]) / 10))
+        self.again, self.retimed = again, []
+
+    def retime(self, t, code):
+        self.retimed.append(code)
+        return self.again(code)
+
+
+def _with_ci(r, lo, hi):
+    r.timing.speedup_eager_ci = (lo, hi)
+    return r
+
+
+def test_confirmation_keeps_the_lower_of_two_sessions():
+    from tests.search.search_fakes import tag_of
+
+    inner = _Retimed(lambda code: _with_ci(correct(1.8), 1.75, 1.85) if tag_of(code) == "fast20" else correct(1.0))
+    inner.default = lambda tag: _with_ci(correct(float(tag[4:]) / 10), 1.9, 2.1)
+    ev = ToolingEvaluator(inner, confirm=True)
+    r = ev.evaluate_many([(task(), kernel("fast20"))])[0]
+    assert r.correct and r.speedup == 1.8  # the second session measured less: that one is kept
+    assert r.timing.speedup_eager_ci == (1.75, 2.1)  # covering both sessions
+    assert r.timing.other_session_speedup == 2.0 and r.timing.other_session_ci == (1.9, 2.1)
+    assert ev.best == 1.8
+    # the next candidate must beat the confirmed 1.8, not the first measurement's 2.0
+    inner.again = lambda code: _with_ci(correct(1.95), 1.9, 2.0)
+    r2 = ev.evaluate_many([(task(), kernel("fast19"))])[0]
+    assert r2.speedup == 1.9 and ev.best == 1.9 and len(inner.retimed) == 2
+
+
+def test_a_kernel_failing_its_second_evaluation_is_disqualified():
+    from tests.search.search_fakes import incorrect
+
+    inner = _Retimed(lambda code: incorrect("trial 3: 12 of 1048576 values outside atol"))
+    ev = ToolingEvaluator(inner, confirm=True)
+    r = ev.evaluate_many([(task(), kernel("fast30"))])[0]
+    assert r.verdict is Verdict.INCORRECT and ev.best == 0.0
+    assert r.message.startswith("passed once, then failed a second, independent evaluation: trial 3")
+
+
+def test_an_evaluator_failure_on_the_second_run_leaves_the_verdict():
+    from kernelsmith.results import EvalResult
+
+    lost = EvalResult(Verdict.RUNTIME_ERROR, "t", "c", error=ErrorClass.SANDBOX, message="the GPU worker died")
+    for inner in (_Retimed(lambda code: lost), FakeEvaluator(default=lambda tag: correct(1.5))):
+        r = ToolingEvaluator(inner, confirm=True).evaluate_many([(task(), kernel("fast15"))])[0]
+        assert r.correct and r.speedup == 1.5
+        assert r.warnings and r.warnings[-1].startswith("speedup not confirmed")
+
+
+def test_retime_is_a_fresh_evaluation_past_the_result_cache(tmp_path, monkeypatch):
+    """Evaluator.retime runs the GPU stage again although the result is cached, and does
+    not overwrite the cached result (with the GPU stage and the compile faked)."""
+    from kernelsmith.config import EvalConfig
+    from kernelsmith.evaluate import evaluator as evmod
+    from kernelsmith.evaluate.evaluator import Evaluator
+    from kernelsmith.results import CompileResult
+    from kernelsmith.sandbox.base import JobOutcome
+
+    runs = []
+
+    class Server:
+        def submit(self, job, args, timeout=None, writable=None):
+            class Done:
+                def result(self_inner):
+                    runs.append(job)
+                    return JobOutcome(status="ok", result={})
+            return Done()
+
+    def from_job(out, task_hash, chash, st, comp, baseline, system):
+        r = correct(1.0 + len(runs) / 10)  # 1.1 the first time, 1.2 the second
+        r.task_hash, r.candidate_hash = task_hash, chash
+        return r
+
+    monkeypatch.setattr(evmod, "from_job", from_job)
+    ev = Evaluator(EvalConfig(cache_dir=tmp_path, compile_baseline=False))
+    ev.probe_info = {"system": {"gpu": "FakeGPU", "driver": "1", "torch": "9.9"}, "ceilings": {}}
+    monkeypatch.setattr(ev, "_server", lambda role: Server())
+    monkeypatch.setattr(ev, "_compile", lambda cand, build: CompileResult(ok=True, backend="cupy"))
+    from kernelsmith.task import Task
+
+    root = Path(__file__).resolve().parents[1]
+    t = Task.load(root / "tasks/level1/001_leaky_relu_scale.py")  # a real candidate: it passes the screen
+    code = (root / "tests/fixtures/solutions/level1_001_leaky_relu_scale/correct_cupy.py").read_text()
+    first = ev.evaluate(t, code)
+    assert first.speedup == 1.1 and not first.cached
+    again = ev.retime(t, code)
+    assert again.speedup == 1.2 and runs == ["evaluate", "evaluate"]
+    cached = ev.evaluate(t, code)
+    assert cached.cached and cached.speedup == 1.1 and len(runs) == 2  # the cache still holds the first
+    ev.close()

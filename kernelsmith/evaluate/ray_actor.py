@@ -57,6 +57,11 @@ class _EvalActor:
         """An attribute of the evaluator (tests and debugging)."""
         return getattr(self.ev, name)
 
+    def retime(self, src: str, path: str, code: str) -> dict | None:
+        """A second, independent evaluation (see Evaluator.retime); None when unsupported."""
+        run = getattr(self.ev, "retime", None)
+        return _to_dict(run(Task.from_source(src, path), code)) if run is not None else None
+
     def tool(self, name: str, src: str, path: str, code: str) -> str:
         """compute-sanitizer ("sanitize") or Nsight Compute ("profile") on this actor's GPU."""
         run = getattr(self.ev, name, None) if name in ("sanitize", "profile") else None

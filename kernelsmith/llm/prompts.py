@@ -157,6 +157,8 @@ def result_summary(r: EvalResult) -> str:
             line += f"; speedup vs eager {t.speedup_eager:.2f}x{ci}"
         if t.speedup_compile is not None:
             line += f"; vs torch.compile {t.speedup_compile:.2f}x ({_ms(t.compiled_ms)})"
+        if t.other_session_speedup is not None:
+            line += f"; a second, independent evaluation measured {t.other_session_speedup:.2f}x (the lower is kept)"
         out.append(line + ".")
         if t.candidate_launch_ms and t.candidate.median_ms and t.candidate_launch_ms > 0.5 * t.candidate.median_ms:
             out.append(f"Launching it takes {_ms(t.candidate_launch_ms)} of host time per call (PyTorch eager: "

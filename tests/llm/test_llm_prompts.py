@@ -87,6 +87,13 @@ def test_feedback_correct_with_speed_and_bound():
     assert "host time per call" not in text  # launch time not reported: not mentioned
 
 
+def test_feedback_names_the_second_session():
+    r = correct(2.0)
+    r.timing.other_session_speedup = 2.1
+    text = feedback_section(Candidate(code=CODE, result=r))
+    assert "a second, independent evaluation measured 2.10x (the lower is kept)" in text, text
+
+
 def test_feedback_names_a_slow_launch():
     slow = correct(2.0)
     slow.timing.candidate_launch_ms, slow.timing.eager_launch_ms = 0.35, 0.02

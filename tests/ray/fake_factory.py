@@ -43,6 +43,10 @@ class TagFake(FakeEvaluator):
     def probe(self):
         return {"pid": self.pid, "cuda_visible_devices": self.cvd, "gpu_ids": self.gpu_ids, "gpu": self.config.gpu}
 
+    def retime(self, task, code):  # a second evaluation, marked as such
+        r = self.evaluate_many([(task, code)])[0]
+        return dataclasses.replace(r, message="retimed " + r.message)
+
     def sanitize(self, task, code):  # says where it ran (no profile: that job is missing here)
         return f"memcheck: 0 error(s); racecheck: 0 error(s) [{tag_of(code)} pid={self.pid} cvd={self.cvd}]"
 

@@ -236,9 +236,10 @@ def test_optimize_uses_one_ray_actor(monkeypatch, tmp_path):
         assert ev.evaluate_many(items(["fast20"]))[0].verdict is Verdict.CORRECT
 
 
-def test_sanitizer_runs_on_the_actors_gpu(tmp_path):
-    """The default compute-sanitizer of new bests works through the Ray executor too: the
-    job runs in the actor that owns the GPU; a tool the evaluator lacks gives a note."""
+def test_sanitizer_and_second_evaluation_run_on_the_actors_gpu(tmp_path):
+    """The default checks of new bests work through the Ray executor too: compute-sanitizer
+    and the second evaluation run in the actor that owns the GPU; a tool the evaluator
+    lacks gives a note."""
     from kernelsmith.agent import ToolingEvaluator
 
     with make_ray_pool(cfg(tmp_path), evaluator_factory=FAKE, remote_compile=False) as pool:
@@ -250,4 +251,6 @@ def test_sanitizer_runs_on_the_actors_gpu(tmp_path):
         assert ev.profile(task(), kernel("fast15")) == "not run: this evaluator has no profile job"
         res = ToolingEvaluator(ev, sanitize=True).evaluate_many([(task(), kernel("fast15"))])
         assert res[0].verdict is Verdict.CORRECT and "[fast15 pid=" in res[0].sanitizer
+        again = ev.retime(task(), kernel("fast15"))  # the second, independent evaluation
+        assert again.correct and again.message.startswith(f"retimed pid={facts['pid']}")
 
