@@ -259,7 +259,10 @@ def test_launch_is_hidden_behind_a_flush_that_outlasts_the_slowest_enqueue(monke
     assert abs(flush.hide_ms - (timing.HIDE_MARGIN * 0.2 + timing.HIDE_PAD_MS)) < 1e-9  # the slower side
     assert flush.passes() == 9  # ceil(0.33 / 0.04): the overwrite outlasts the 0.2 ms enqueue
     calls = 2 * (len(out["candidate"].event_ms) + 1)  # +1: each side's discarded first call
-    assert len(fills) == 1 + 9 * (calls - 1)  # the very first call, before any enqueue was seen: one
+    # the very first call (no enqueue seen yet): one overwrite; the second covers whichever
+    # side came first (random order: 2 after the quick side, 9 after the slow one); from
+    # then on every call is covered for the slow side
+    assert len(fills) - 9 * (calls - 2) - 1 in (2, 9)
     assert all(abs(x - 0.2) < 1e-9 for x in out["candidate"].launch_ms)
     assert all(abs(x - 0.01) < 1e-9 for x in out["reference"].launch_ms)
     flush.observe(100.0)  # a host-bound call: the cover is capped
