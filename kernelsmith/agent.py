@@ -134,6 +134,8 @@ class ToolingEvaluator:
             r.warnings.append("speedup not confirmed: a second evaluation could not run"
                               + (f" ({again.message[:200]})" if again is not None else ""))
             return True
+        # the second evaluation's GPU time counts toward the run's (its compile was a cache hit)
+        r.wall["confirm"] = sum(v for k, v in again.wall.items() if v and "." not in k and k != "compile")
         if not again.correct:
             r.verdict, r.error = again.verdict, again.error
             r.message = (f"passed once, then failed a second, independent evaluation: {again.message}"[:2000])

@@ -163,6 +163,11 @@ class _Retimed(FakeEvaluator):
         return self.again(code)
 
 
+def _timed(r):
+    r.wall = {"compile": 60.0, "startup": 0.5, "startup.cuda_init": 0.3, "check": 1.0, "time": 2.0}
+    return r
+
+
 def _with_ci(r, lo, hi):
     r.timing.speedup_eager_ci = (lo, hi)
     return r
@@ -173,8 +178,10 @@ def test_confirmation_keeps_the_lower_of_two_sessions():
 
     inner = _Retimed(lambda code: _with_ci(correct(1.8), 1.75, 1.85) if tag_of(code) == "fast20" else correct(1.0))
     inner.default = lambda tag: _with_ci(correct(float(tag[4:]) / 10), 1.9, 2.1)
+    inner.again = (lambda f: lambda code: _timed(f(code)))(inner.again)
     ev = ToolingEvaluator(inner, confirm=True)
     r = ev.evaluate_many([(task(), kernel("fast20"))])[0]
+    assert r.wall["confirm"] == 3.5  # the second session's GPU stages (not its compile or parts)
     assert r.correct and r.speedup == 1.8  # the second session measured less: that one is kept
     assert r.timing.speedup_eager_ci == (1.75, 2.1)  # covering both sessions
     assert r.timing.other_session_speedup == 2.0 and r.timing.other_session_ci == (1.9, 2.1)
