@@ -54,6 +54,9 @@ def main() -> None:
         r = c.result
         print(f"candidate {i}: {r.verdict.value if r else c.format_error} "
               f"{f'{r.speedup:.3f}x' if r is not None and r.correct else ''} {r.message[:120] if r else ''}")
+        if r is not None and (r.sanitizer or (r.timing and r.timing.other_session_speedup)):  # new bests only
+            print(f"  checks of a new best: sanitizer {r.sanitizer or '-'}; second session "
+                  f"{r.timing.other_session_speedup if r.timing else None}; warnings {r.warnings}")
     print("round-2 prompt carries round-1 speedup:", "speedup" in prompts[1].lower())
     print("round-3 prompt carries the compile error:", "error" in prompts[2] and "broken" in prompts[2])
     best = write_best(store, run_id, out / "best_kernel.py")
