@@ -172,8 +172,8 @@ def main() -> None:
     start = time.perf_counter()
     args.cache.mkdir(parents=True, exist_ok=True)
     args.cache.chmod(0o755)
-    hide = {"hide_launch": args.hide_launch, "warm_ms": args.warm_ms}
-    cfg = EvalConfig(cache_dir=args.cache, use_cache=False, compile_baseline=False, eval_timeout=60, timing=hide)
+    timing_opts = {"hide_launch": args.hide_launch, "warm_ms": args.warm_ms}
+    cfg = EvalConfig(cache_dir=args.cache, use_cache=False, compile_baseline=False, eval_timeout=60, timing=timing_opts)
     report: dict = {}
 
     def save() -> None:  # after every phase: a run cut short keeps what it measured
@@ -185,7 +185,7 @@ def main() -> None:
         ev.probe()
         report["probe_s"] = time.perf_counter() - t0
         report["gpu"] = ev.system().gpu
-        report["timing_options"] = hide
+        report["timing_options"] = timing_opts
         report["ceilings"] = ev.probe_info.get("ceilings")
         items = pick_batch(args.batch)
         if items:  # --batch 0: only the spread and the soak
@@ -198,7 +198,7 @@ def main() -> None:
         report["spread"] = spread(ev, big, args.spread) if args.spread else []
         save()
         ev.config = EvalConfig(cache_dir=args.cache, use_cache=False, compile_baseline=False,
-                               timing={"max_seconds": 0.3, "min_samples": 10, **hide})
+                               timing={"max_seconds": 0.3, "min_samples": 10, **timing_opts})
         pool = fixtures() + hostile()
         stop_at = start + args.deadline if args.deadline else None
         def progress(partial: dict) -> None:

@@ -22,6 +22,7 @@ from kernelsmith.results import ErrorClass, EvalResult, Verdict
 from kernelsmith.search.base import Budget, SearchContext, make_strategy
 from kernelsmith.search.loop import SearchOutcome, run_search
 from kernelsmith.search.types import Candidate, Evaluate
+from kernelsmith.store.convert import gpu_seconds
 from kernelsmith.store.runs import RunStore
 from kernelsmith.task import Task
 
@@ -135,7 +136,7 @@ class ToolingEvaluator:
                               + (f" ({again.message[:200]})" if again is not None else ""))
             return True
         # the second evaluation's GPU time counts toward the run's (its compile was a cache hit)
-        r.wall["confirm"] = sum(v for k, v in again.wall.items() if v and "." not in k and k != "compile")
+        r.wall["confirm"] = gpu_seconds(again.wall)
         if not again.correct:
             r.verdict, r.error = again.verdict, again.error
             r.message = (f"passed once, then failed a second, independent evaluation: {again.message}"[:2000])
