@@ -59,7 +59,10 @@ class EvalConfig:
             cfg.compile_baseline = False  # torch.compile costs 10-30 s per task and GPU
         if _env_float("KERNELSMITH_MAX_TIMING_SECONDS") is not None:
             cfg.timing = dict(cfg.timing, max_seconds=_env_float("KERNELSMITH_MAX_TIMING_SECONDS"))
-        if os.environ.get("KERNELSMITH_HIDE_LAUNCH", "").lower() in ("1", "true", "yes", "on"):
+        hide = os.environ.get("KERNELSMITH_HIDE_LAUNCH", "").lower()
+        if hide not in ("", "0", "false", "no", "off", "1", "true", "yes", "on"):
+            raise ValueError(f"KERNELSMITH_HIDE_LAUNCH={hide!r} is not one of 1/0, true/false, yes/no, on/off")
+        if hide in ("1", "true", "yes", "on"):
             cfg.timing = dict(cfg.timing, hide_launch=True)  # see harness/timing.py
         if _env_float("KERNELSMITH_WARM_MS") is not None:
             cfg.timing = dict(cfg.timing, warm_ms=_env_float("KERNELSMITH_WARM_MS"))

@@ -51,3 +51,7 @@ def test_config_names_a_bad_environment_number(monkeypatch):
     monkeypatch.setenv("KERNELSMITH_WARM_MS", "two")
     with pytest.raises(ValueError, match="KERNELSMITH_WARM_MS='two' is not a number"):
         EvalConfig.from_env()
+    monkeypatch.setenv("KERNELSMITH_WARM_MS", "2")
+    monkeypatch.setenv("KERNELSMITH_HIDE_LAUNCH", "maybe")
+    with pytest.raises(ValueError, match="KERNELSMITH_HIDE_LAUNCH='maybe' is not one of"):
+        EvalConfig.from_env()
