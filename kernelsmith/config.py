@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HARNESS_VERSION = "3"  # bump when a change to the harness invalidates cached results
+HARNESS_VERSION = "4"  # bump when a change to the harness invalidates cached results
 
 
 def home() -> Path:
@@ -62,8 +62,8 @@ class EvalConfig:
         hide = os.environ.get("KERNELSMITH_HIDE_LAUNCH", "").lower()
         if hide not in ("", "0", "false", "no", "off", "1", "true", "yes", "on"):
             raise ValueError(f"KERNELSMITH_HIDE_LAUNCH={hide!r} is not one of 1/0, true/false, yes/no, on/off")
-        if hide in ("1", "true", "yes", "on"):
-            cfg.timing = dict(cfg.timing, hide_launch=True)  # see harness/timing.py
+        if hide:  # on by default (harness/timing.py); 0 turns it off to compare
+            cfg.timing = dict(cfg.timing, hide_launch=hide in ("1", "true", "yes", "on"))
         if _env_float("KERNELSMITH_WARM_MS") is not None:
             cfg.timing = dict(cfg.timing, warm_ms=_env_float("KERNELSMITH_WARM_MS"))
         for k, v in overrides.items():

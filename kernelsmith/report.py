@@ -75,8 +75,11 @@ def render(r: EvalResult, console: Console | None = None) -> None:
         if t.speedup_compile:
             tt.add_row("speedup vs compile", f"{t.speedup_compile:.3f}x")
         if t.candidate_launch_ms is not None:
+            host_bound = t.candidate.median_ms and t.candidate_launch_ms > t.candidate.median_ms
             tt.add_row("host launch", f"{t.candidate_launch_ms:.4f} ms of host time to launch one call (eager "
-                                      f"{t.eager_launch_ms or 0.0:.4f} ms)")
+                                      f"{t.eager_launch_ms or 0.0:.4f} ms)" + (
+                                          "; [yellow]host-bound[/]: the launch outlasts the kernel, so calls in a "
+                                          "row run at the host's pace, not the GPU's" if host_bound else ""))
         if t.bound:
             b = t.bound
             tt.add_row("physical floor", f"{b.floor_ms:.4f} ms ({b.flops / 1e9:.2f} GFLOP, {b.bytes / 1e6:.1f} MB); "

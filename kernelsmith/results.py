@@ -134,8 +134,9 @@ class TimingResult(Stage):
     speedup_compile: float | None = None
     bound: Bound | None = None
     rechecked_outputs: int = 0
-    # Host milliseconds to enqueue one call (median). Where it outlasts the L2 flush it is
-    # also inside the event times above, unless timing's hide_launch is on.
+    # Host milliseconds to enqueue one call (median). The event times above exclude it
+    # (timing's hide_launch, on by default); where it outlasts the kernel, back-to-back
+    # calls are host-bound, which the report and the LLM's feedback say.
     candidate_launch_ms: float | None = None
     eager_launch_ms: float | None = None
     # A run's best is evaluated twice, in independent sessions: the lower speedup's timing

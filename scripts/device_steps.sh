@@ -9,8 +9,8 @@
 #   hostile   the adversarial corpus, each followed by an honest candidate   [issues 2, 5]
 #   timing    timing reproducibility tests                                    [issue 2]
 #   bench     benchmarks/eval_throughput.py                                   [issue 2]
-#   spreadab  timing spread (6 kernels, each evaluated twice) as is, with the launch hidden,
-#             and hidden plus 2 ms of GPU warmth before each call; one sitting [issue 2]
+#   spreadab  timing spread (6 kernels, each evaluated twice) with the defaults (launch hidden,
+#             2 ms of GPU warmth before each call) and with one plain flush; one sitting [issue 2]
 #   optimize  the whole optimize loop with scripted real kernels              [issue 3]
 #   tools     Nsight Compute profile and compute-sanitizer through the evaluator [issues 3, 5]
 #   serve     the reward server scoring a batch through the TRL/verl/OpenRLHF clients [issue 6]
@@ -45,8 +45,8 @@ step() {
     bench) python3 benchmarks/eval_throughput.py --soak "${SOAK:-200}" --deadline "${BENCH_DEADLINE:-0}" ${BENCH_ARGS:-} \
              --json $X/bench.json ;;
     spreadab)
-      for mode in default hide warm; do
-        opts=$(case $mode in hide) echo --hide-launch ;; warm) echo --hide-launch --warm-ms 2 ;; esac)
+      for mode in default plain; do
+        opts=$(case $mode in plain) echo --no-hide-launch --warm-ms 0 ;; esac)
         echo "-- $mode $opts"
         python3 benchmarks/eval_throughput.py --batch 0 --no-warm --spread 6 --soak 0 --json $X/spread_$mode.json \
           $opts | grep -E "^spread|^soak"

@@ -1,16 +1,17 @@
 """Timing: L2-flushed, interleaved, adaptive, on events bound before candidates load.
 
 Design choices (see EVALUATION.md):
-- The L2 flush is launched on the same stream right before the start event, so the GPU
-  is busy while the host enqueues the timed call, for as long as the flush runs (about
-  40 us on an H200): a launch slower than that (CuPy's Python launch path) is counted
-  in the event time, with the host's jitter. With `hide_launch` (not yet the default:
-  not yet measured on a GPU) the flush repeats until it outlasts the longest enqueue seen
-  so far (it grows, never shrinks, within a session; both sides share it), so the events
-  time only GPU work; `warm_ms` makes it last at least that long, so the GPU is busy, not
-  idle, when the timed call starts. The host's launch time is reported on its own.
-  Why: on an H200 the two sides' samples rose and fell together (correlation 0.6-0.9 per
-  round, medians moving 10-35% within one second), as clocks do on a mostly idle GPU.
+- The L2 flush is launched on the same stream right before the start event and repeated
+  until it outlasts the host's slowest enqueue seen so far (`hide_launch`; it grows, never
+  shrinks, within a session, and both sides share it), so the events time GPU work only,
+  not the host's launch path and its jitter; the launch time is reported on its own. The
+  flush also lasts at least `warm_ms` (2 ms), so the GPU comes to each timed call busy
+  rather than from idle: its clocks follow load.
+  Why, measured on one H200 (2026-11-29, six kernels of 68-170 us, each evaluated twice,
+  `scripts/device_steps.sh spreadab`): with one 40 us flush the two evaluations' speedups
+  differed by 0.4-24.5% (CuPy's 0.1-0.3 ms Python launch landed in the events; the two
+  sides' samples rose and fell together as the GPU idled between them); with the launch
+  hidden, 0.2-2.4%; hidden and warm, 0.14-0.68%, and each side converged in 15 samples.
 - Reference and candidate alternate in random order (ABAB/BABA) on the same rotating
   input sets; the speedup is the ratio of medians of samples from one session.
 - Sampling stops when the confidence interval of each median is within `target_ci` of
@@ -48,8 +49,8 @@ class TimingConfig:
     warmup_ms: float = 50.0
     warmup_calls: int = 3
     input_sets: int = 3
-    hide_launch: bool = False  # flush long enough that host launch time stays out of the events
-    warm_ms: float = 0.0  # flush at least this long before each timed call: the GPU arrives busy
+    hide_launch: bool = True  # flush long enough that host launch time stays out of the events
+    warm_ms: float = 2.0  # flush at least this long before each timed call: the GPU arrives busy
 
 
 @dataclass
