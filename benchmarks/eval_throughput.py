@@ -19,9 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kernelsmith.config import EvalConfig  # noqa: E402
+from kernelsmith.config import HARNESS_VERSION, EvalConfig  # noqa: E402
 from kernelsmith.evaluate.evaluator import Evaluator  # noqa: E402
-from kernelsmith.harness.timing import TimingConfig  # noqa: E402
 from kernelsmith.sandbox.base import physical_gpu  # noqa: E402
 from kernelsmith.sandbox.local import LocalSandbox  # noqa: E402
 from kernelsmith.task import Task  # noqa: E402
@@ -167,7 +166,7 @@ def main() -> None:
     ap.add_argument("--hide-launch", action=argparse.BooleanOptionalAction, default=None,
                     help="repeat the L2 flush until it outlasts the host's launch (default: on; harness/timing.py)")
     ap.add_argument("--warm-ms", type=float, default=None,
-                    help="keep the GPU busy this long before each timed call (default: TimingConfig's)")
+                    help="keep the GPU busy this long before each timed call (default: 2 ms, TimingConfig's)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/ks-bench"))
     args = ap.parse_args()
@@ -187,7 +186,9 @@ def main() -> None:
         ev.probe()
         report["probe_s"] = time.perf_counter() - t0
         report["gpu"] = ev.system().gpu
-        report["timing_options"] = {"hide_launch": TimingConfig.hide_launch, "warm_ms": TimingConfig.warm_ms, **timing_opts}
+        # options not given are harness/timing.py's TimingConfig defaults of this harness version
+        # (not imported here: this process stands for the orchestrator, which never loads torch)
+        report["timing_options"] = {"harness_version": HARNESS_VERSION, **timing_opts}
         report["ceilings"] = ev.probe_info.get("ceilings")
         items = pick_batch(args.batch)
         if items:  # --batch 0: only the spread and the soak
