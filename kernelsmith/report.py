@@ -88,7 +88,8 @@ def render(r: EvalResult, console: Console | None = None) -> None:
     s = r.system
     parts.append(Text(f"{s.gpu or 'no GPU'} (sm {s.compute_capability or '-'}), driver {s.driver or '-'}, "
                       f"torch {s.torch or '-'} (CUDA {s.cuda or '-'}), CuPy {s.cupy or '-'}, "
-                      f"Python {s.python or '-'}, sandbox {s.sandbox or '-'}", style="dim"))
+                      f"Python {s.python or '-'}, sandbox {s.sandbox or '-'}, harness {s.harness or '-'}",
+                      style="dim"))
     if r.wall:
         parts.append(Text("wall: " + ", ".join(f"{k} {v:.2f} s" for k, v in r.wall.items()), style="dim"))
     if r.output and r.verdict is not Verdict.CORRECT:

@@ -157,6 +157,7 @@ class SystemInfo:
     sandbox: str = ""
     hostname: str = ""
     gpu_uuid: str = ""  # which physical GPU ran it (several of one model can share a host)
+    harness: str = ""  # config.HARNESS_VERSION that measured it: timing changes between versions
 
 
 @dataclass

@@ -136,7 +136,8 @@ class Evaluator:
     def system(self) -> SystemInfo:
         s = dict((self.probe_info or {}).get("system", {}))
         known = set(SystemInfo.__dataclass_fields__)
-        return SystemInfo(**{k: v for k, v in s.items() if k in known}, sandbox=self.sandbox.name)
+        return SystemInfo(**{k: v for k, v in s.items() if k in known}, sandbox=self.sandbox.name,
+                          harness=HARNESS_VERSION)
 
     # -- stages -------------------------------------------------------------------------
     def _torch_version(self) -> str:

@@ -40,6 +40,8 @@ class RunEntry:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     gpu_seconds: float = 0.0
+    # harness versions of its evaluations ("?" for those recorded before versions were kept)
+    harness: list[str] = field(default_factory=list)
     rank: int = 0
 
     @property
@@ -81,6 +83,7 @@ class RunEntry:
         d = {"rank": self.rank, "run_id": self.run_id, "kind": self.kind, "status": self.status,
              "model": self.model, "strategy": self.strategy, "gpu": self.gpu, "hardware_id": self.hardware_id,
              "label": self.label, "replayed": self.replayed, "created_at": self.created_at,
+             "harness": self.harness,
              **self.summary.to_dict(),
              "llm_calls": self.llm_calls, "prompt_tokens": self.prompt_tokens,
              "completion_tokens": self.completion_tokens, "tokens": self.tokens, "cost_usd": self.cost_usd,
@@ -168,13 +171,15 @@ def load_run(s: Session, run: m.Run, tasks: dict[str, m.TaskRow], hardware: dict
     per_task_cands: Counter[str] = Counter(th for _, th in cands)
     evals = s.execute(select(E.id, E.candidate_id, E.verdict, E.speedup_eager, E.speedup_compile, E.candidate_ms,
                              E.eager_ms, E.compiled_ms, E.speedup_eager_ci_low, E.speedup_eager_ci_high,
-                             E.gpu_seconds, E.hardware_id, C.task_hash)
+                             E.gpu_seconds, E.hardware_id, E.harness, C.task_hash)
                       .join(C, C.id == E.candidate_id).where(C.run_id == run.id).order_by(E.id)).all()
     latest: dict[str, Any] = {}
     gpu_seconds = 0.0
+    harness: set[str] = set()
     hw_counts: Counter[int] = Counter()
     for e in evals:
         latest[e.candidate_id] = e  # ordered by id: the last one wins
+        harness.add(e.harness or "?")
         gpu_seconds += e.gpu_seconds or 0.0
         if e.hardware_id is not None:
             hw_counts[e.hardware_id] += 1
@@ -215,7 +220,8 @@ def load_run(s: Session, run: m.Run, tasks: dict[str, m.TaskRow], hardware: dict
         gpu=hw.gpu if hw else "", hardware_id=hw_id, created_at=created.isoformat() if created else "",
         replayed=bool(calls[4]) or run.model.startswith("replay:"), outcomes=outs, summary=mt.summarize(outs),
         levels=levels, llm_calls=int(calls[0] or 0), prompt_tokens=int(calls[1] or 0),
-        completion_tokens=int(calls[2] or 0), cost_usd=float(calls[3] or 0.0), gpu_seconds=gpu_seconds)
+        completion_tokens=int(calls[2] or 0), cost_usd=float(calls[3] or 0.0), gpu_seconds=gpu_seconds,
+        harness=sorted(harness))
 
 
 def build(store_or_url: Any = None, run_ids: Sequence[str] | None = None, kind: str | None = None) -> Leaderboard:
@@ -281,6 +287,11 @@ def _build(s: Session, store: Any, run_ids: Sequence[str] | None, kind: str | No
     gpus = {r.gpu for r in entries}
     if len(gpus) > 1:
         notes.append("runs on different GPUs: speedups are relative to eager PyTorch on the run's own GPU.")
+    harnesses = {v for r in entries for v in r.harness}
+    if len(harnesses) > 1:
+        notes.append(f"evaluations from harness versions {', '.join(sorted(harnesses))} ('?': recorded before "
+                     "versions were kept): timing changed between versions (version 4 keeps the host's launch "
+                     "out of the events), so compare speedups only within one version.")
     if any(r.replayed for r in entries):
         notes.append("runs marked 'replay' re-used recorded model outputs; their cost is the recorded one.")
     return Leaderboard(groups=groups, notes=notes, db=store.engine.url.render_as_string(hide_password=True),

@@ -136,6 +136,7 @@ def evaluation_values(result: EvalResult) -> dict[str, Any]:
         compile_seconds=num(compile_s),
         gpu_seconds=0.0 if result.cached else gpu_seconds(result.wall),
         cached=bool(result.cached),
+        harness=txt(result.system.harness, 16) or None,
         result_json=clean(result.to_dict()),
     )
 

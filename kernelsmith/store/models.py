@@ -165,6 +165,8 @@ class Evaluation(Base):
     compile_seconds: Mapped[Optional[float]] = mapped_column(Float)
     gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # GPU stages of result.wall (not compile); 0 when cached
     cached: Mapped[bool] = mapped_column(Boolean, default=False)
+    # config.HARNESS_VERSION that measured it (None: recorded before version 4 kept it)
+    harness: Mapped[Optional[str]] = mapped_column(String(16))
     result_json: Mapped[dict[str, Any]] = mapped_column(Json)  # EvalResult.to_dict()
     hardware_id: Mapped[Optional[int]] = mapped_column(ForeignKey("hardware.id"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -111,3 +111,29 @@ def test_in_memory_store_for_quick_use():
     with RunStore("sqlite://") as store:
         rid = store.create_run("eval", "m", "s", {}, {})
         assert store.get_run(rid).status == "running" and store.schema_revision() == db.head_revision()
+
+
+def test_upgrading_keeps_older_evaluations_and_marks_their_harness_unknown(store):
+    """Revision 0002 adds evaluations.harness: a database written at 0001 keeps its rows
+    (harness NULL: unknown), and evaluations recorded after record their version."""
+    import dataclasses
+
+    from kernelsmith.search.types import Candidate
+    from store_helpers import SYSTEM, code, correct_result, make_task
+
+    task = make_task()
+    rid = store.create_run("bench", "m", "s", {}, {})
+    store.upsert_task(task)
+    old = store.add_candidate(rid, task.hash, Candidate(code=code("old")))
+    store.add_evaluation(old, correct_result(task, 1.5))
+    with store.engine.connect().execution_options(**{db.WRITE: True}) as conn:
+        conn.begin()
+        command.downgrade(db.alembic_config(connection=conn), "0001")
+        conn.commit()
+        assert "harness" not in {c["name"] for c in inspect(conn).get_columns("evaluations")}
+    db.migrate(store.engine)
+    new = store.add_candidate(rid, task.hash, Candidate(code=code("new")))
+    store.add_evaluation(new, correct_result(task, 2.0, system=dataclasses.replace(SYSTEM, harness="4")))
+    with store.engine.connect() as conn:
+        rows = conn.execute(text("SELECT candidate_id, harness, speedup_eager FROM evaluations ORDER BY id")).all()
+    assert [(r[0], r[1], r[2]) for r in rows] == [(old, None, 1.5), (new, "4", 2.0)]
