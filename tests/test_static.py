@@ -385,6 +385,10 @@ def test_subclassing_model_rejected():
     ("import cupy as cp", "with cp.cuda.ExternalStream(torch.cuda.default_stream().cuda_stream):\n"
      "    return _ext.run(x)", ""),
     ("import os", "os.fork()\nreturn _ext.run(x)", ""),
+    # CuPy's raw stream API: a handle for cupy.cuda.driver.launchKernel, unordered with the timer's stream
+    ("import cupy as cp", "h = cp.cuda.runtime.streamCreateWithFlags(1)\nreturn _ext.run(x)", ""),
+    ("from cupy.cuda.runtime import streamCreate as mk", "h = mk()\nreturn _ext.run(x)", ""),
+    ("import cupy as cp", "with cp.cuda.Stream.ptds:\n    return _ext.run(x)", ""),
     ("", "return _ext.run(x)", "void f() { cudaStream_t s; cudaStreamCreateWithFlags(&s, 1); }"),
     ("", "return _ext.run(x)", "void f(cudaStreamAttrValue a) { a.accessPolicyWindow.num_bytes = 1; }"),
     ("", "return _ext.run(x)", "void f() { cudaDeviceSetLimit(cudaLimitPersistingL2CacheSize, 1); }"),
@@ -397,6 +401,7 @@ def test_external_stream_on_current_stream_is_allowed():
     assert screen(GOOD_CUPY, TASK).ok
     body = "with torch.cuda.stream(torch.cuda.current_stream()):\n    return _ext.run(x)"
     assert screen(make(body), TASK).ok
+    assert screen(make("n = cp.cuda.runtime.getDeviceCount()\nreturn _ext.run(x)", top="import cupy as cp"), TASK).ok
 
 
 # --- harness-tampering --------------------------------------------------------------

@@ -109,6 +109,13 @@ def streams_threads(ctx: Ctx) -> Finding:
         if d.startswith(("torch.", "cupy.")) and last in ("Stream", "ExternalStream", "stream", "set_stream") and (
                 last == "Stream" or not any("current_stream" in (getattr(s, "attr", 0), getattr(s, "id", 0)) for s in ast.walk(n))):
             yield n.lineno, f"{_snip(n)} (a stream other than torch's current one)"
+    # CuPy's raw stream API (a handle for driver.launchKernel): timing keeps the GPU busy
+    # for 2 ms before each timed call, and work on a stream not ordered after that would
+    # run hidden behind it
+    for n, *_ in ctx.nodes(ast.Attribute, ast.Name):
+        d = ctx.resolve(n) or ""
+        if d.startswith(("cupy.cuda.runtime.stream", "cupy.cuda.driver.stream")) or d.endswith("Stream.ptds"):
+            yield n.lineno, f"`{d}` (a stream other than torch's current one)"
 
 
 @rule("harness-tampering", "reject",
