@@ -390,6 +390,7 @@ def test_subclassing_model_rejected():
     ("from cupy.cuda.runtime import streamCreate as mk", "h = mk()\nreturn _ext.run(x)", ""),
     ("import cupy as cp", "with cp.cuda.Stream.ptds:\n    return _ext.run(x)", ""),
     ("", "return _ext.run(x)", "void f() { cudaStream_t s; cudaStreamCreateWithFlags(&s, 1); }"),
+    ("", "return _ext.run(x)", "void f() { CUstream s; cuStreamCreate(&s, 1); }"),  # the driver API
     ("", "return _ext.run(x)", "void f(cudaStreamAttrValue a) { a.accessPolicyWindow.num_bytes = 1; }"),
     ("", "return _ext.run(x)", "void f() { cudaDeviceSetLimit(cudaLimitPersistingL2CacheSize, 1); }"),
 ])

@@ -101,7 +101,7 @@ CUDA_RULES = [(rid, re.compile(rx), needles) for rid, rx, needles in [
     ("cublas-cudnn", rf"\b(?:at|torch)::(?:native::)?(?:{_CPP_OPS})\s*[(<]|\btorch::nn::|\bat::_ops::", ("::",)),
     ("cublas-cudnn", r"\.\s*(?:matmul|mm|bmm|addmm|baddbmm|linear|softmax|log_softmax|sum|mean|amax|argmax|cumsum|"
      r"prod|norm|topk|sort|exp|tanh|sigmoid|relu|gelu|erf|clamp|pow|sqrt|rsqrt|max|min)\s*\(", (".",)),
-    ("streams-threads", r"\bcudaStreamCreate\w*|cudaStreamSetAttribute|cudaCtxResetPersistingL2Cache|"
+    ("streams-threads", r"\bcudaStreamCreate\w*|\bcuStreamCreate\w*|CU_STREAM_PER_THREAD|cudaStreamSetAttribute|cudaCtxResetPersistingL2Cache|"
      r"accessPolicyWindow|cudaDeviceSetLimit|getStreamFromPool|cudaStreamPerThread|std::thread|std::async|"
      r"pthread_create|cudaLaunchHostFunc|cudaStreamAddCallback",
      ("stream", "thread", "accesspolicy", "persisting", "setlimit", "async", "hostfunc")),
