@@ -80,6 +80,10 @@ def render(r: EvalResult, console: Console | None = None) -> None:
                                       f"{t.eager_launch_ms or 0.0:.4f} ms)" + (
                                           "; [yellow]host-bound[/]: the launch outlasts the kernel, so calls in a "
                                           "row run at the host's pace, not the GPU's" if host_bound else ""))
+        b2b = t.speedup_back_to_back
+        if b2b is not None and t.speedup_eager and abs(b2b / t.speedup_eager - 1) > 0.01:
+            tt.add_row("back to back", f"{b2b:.3f}x when calls run back to back (each side's time per call: the "
+                                       "larger of its GPU time and its host launch time)")
         if t.bound:
             b = t.bound
             tt.add_row("physical floor", f"{b.floor_ms:.4f} ms ({b.flops / 1e9:.2f} GFLOP, {b.bytes / 1e6:.1f} MB); "

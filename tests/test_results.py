@@ -78,13 +78,37 @@ def test_report_says_when_the_launch_outlasts_the_kernel():
     from kernelsmith.report import render
     from kernelsmith.results import TimingResult, TimingStats
 
+    from kernelsmith.evaluate.convert import back_to_back
+
     def shown(launch_ms: float) -> str:
         stats = TimingStats([0.1], 0.1, 0.099, 0.101, 0.1, 0.0)
         t = TimingResult(ok=True, candidate=stats, eager=stats, speedup_eager=1.0, candidate_launch_ms=launch_ms,
                          eager_launch_ms=0.04)
+        t.speedup_back_to_back = back_to_back(t)
         console = Console(record=True, width=200)
         render(EvalResult(Verdict.CORRECT, "t", "c", timing=t), console)
         return console.export_text()
 
     assert "host-bound" in shown(0.27) and "0.2700 ms of host time" in shown(0.27)
-    assert "host-bound" not in shown(0.05)
+    assert "0.370x when calls run back to back" in shown(0.27)  # 0.1 ms of eager GPU time / 0.27 ms
+    assert "host-bound" not in shown(0.05) and "back to back" not in shown(0.05)
+
+
+def test_a_harness_timing_record_becomes_a_result_with_its_back_to_back_speedup():
+    """from_job turns the GPU job's dict into the result: the speedup is GPU time over GPU
+    time (the launch is out of the events), and the back-to-back one takes the launch in."""
+    from kernelsmith.evaluate.convert import from_job
+    from kernelsmith.sandbox.base import JobOutcome
+
+    def side(ms: float) -> dict:
+        return {"samples_ms": [ms] * 3, "median_ms": ms, "ci_low_ms": ms, "ci_high_ms": ms, "mean_ms": ms,
+                "stdev_ms": 0.0}
+
+    job = {"verdict": "correct", "check": {"trials": 5, "trials_passed": 5},
+           "timing": {"candidate": side(0.13), "eager": side(0.14), "speedup_eager": 0.14 / 0.13,
+                      "speedup_eager_ci": [1.0, 1.1], "launch_ms": {"candidate": 0.25, "eager": 0.05}}}
+    r = from_job(JobOutcome("ok", job), "t", "c", StaticResult(ok=True), CompileResult(ok=True), None, SystemInfo())
+    assert r.correct and r.timing.candidate_launch_ms == 0.25
+    assert abs(r.timing.speedup_eager - 0.14 / 0.13) < 1e-12
+    assert abs(r.timing.speedup_back_to_back - 0.14 / 0.25) < 1e-12
+    assert EvalResult.from_dict(r.to_dict()).timing.speedup_back_to_back == r.timing.speedup_back_to_back

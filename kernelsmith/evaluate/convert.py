@@ -95,6 +95,15 @@ def from_job(out: JobOutcome, task_hash: str, cand_hash: str, st: StaticResult, 
     return res
 
 
+def back_to_back(t: TimingResult) -> float | None:
+    """Eager's time per call over the candidate's when calls are issued back to back: the
+    GPU's time or the host's launch time, whichever is longer, on each side."""
+    if not (t.candidate and t.eager and t.candidate_launch_ms is not None and t.eager_launch_ms is not None):
+        return None
+    cand = max(t.candidate.median_ms, t.candidate_launch_ms)
+    return max(t.eager.median_ms, t.eager_launch_ms) / cand if cand > 0 else None
+
+
 def _timing(t: dict, verdict: Verdict, res: EvalResult, baseline: dict | None) -> TimingResult:
     tr = TimingResult(ok=verdict is Verdict.CORRECT, candidate=_stats(t.get("candidate")), eager=_stats(t.get("eager")),
                       speedup_eager=t.get("speedup_eager"), rechecked_outputs=t.get("rechecked_outputs", 0))
@@ -102,6 +111,7 @@ def _timing(t: dict, verdict: Verdict, res: EvalResult, baseline: dict | None) -
     tr.speedup_eager_ci = tuple(ci) if ci else None
     launch = t.get("launch_ms") or {}
     tr.candidate_launch_ms, tr.eager_launch_ms = launch.get("candidate"), launch.get("eager")
+    tr.speedup_back_to_back = back_to_back(tr)
     if t.get("bound"):
         tr.bound = Bound(**t["bound"])
     if baseline and baseline.get("ratio") and tr.speedup_eager and tr.eager:

@@ -161,8 +161,11 @@ def result_summary(r: EvalResult) -> str:
             line += f"; a second, independent evaluation measured {t.other_session_speedup:.2f}x (the lower is kept)"
         out.append(line + ".")
         if t.candidate_launch_ms and t.candidate.median_ms and t.candidate_launch_ms > 0.5 * t.candidate.median_ms:
+            b2b = (f"; with calls back to back that is {t.speedup_back_to_back:.2f}x, not {t.speedup_eager:.2f}x"
+                   if t.speedup_back_to_back is not None and t.speedup_eager
+                   and t.speedup_back_to_back < 0.99 * t.speedup_eager else "")
             out.append(f"Launching it takes {_ms(t.candidate_launch_ms)} of host time per call (PyTorch eager: "
-                       f"{_ms(t.eager_launch_ms)}), paid by every caller; fewer launches and less Python per "
+                       f"{_ms(t.eager_launch_ms)}), paid by every caller{b2b}; fewer launches and less Python per "
                        f"call (for example no per-call DLPack conversions or stream objects) cut it.")
         b = t.bound
         if b and b.fraction is not None:

@@ -99,6 +99,15 @@ def test_feedback_names_a_slow_launch():
     slow.timing.candidate_launch_ms, slow.timing.eager_launch_ms = 0.35, 0.02
     text = feedback_section(Candidate(code=CODE, result=slow))
     assert "Launching it takes 0.35 ms of host time per call (PyTorch eager: 0.02 ms)" in text, text
+    from kernelsmith.evaluate.convert import back_to_back
+
+    assert back_to_back(slow.timing) == 2.0  # the 0.5 ms kernel outlasts its 0.35 ms launch
+    assert "back to back" not in text
+    slow.timing.candidate_launch_ms = 0.8  # now host-bound: the launch sets the pace
+    slow.timing.speedup_back_to_back = back_to_back(slow.timing)
+    assert slow.timing.speedup_back_to_back == 1.0 / 0.8
+    text = feedback_section(Candidate(code=CODE, result=slow))
+    assert "with calls back to back that is 1.25x, not 2.00x" in text, text
     quick = correct(2.0)
     quick.timing.candidate_launch_ms, quick.timing.eager_launch_ms = 0.01, 0.02  # well under the runtime
     assert "host time per call" not in feedback_section(Candidate(code=CODE, result=quick))
