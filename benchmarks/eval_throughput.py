@@ -164,7 +164,8 @@ def main() -> None:
     ap.add_argument("--soak", type=int, default=200)
     ap.add_argument("--deadline", type=float, default=0.0, help="stop the soak after this many seconds in all (0: none)")
     ap.add_argument("--hide-launch", action=argparse.BooleanOptionalAction, default=None,
-                    help="repeat the L2 flush until it outlasts the host's launch (default: on; harness/timing.py)")
+                    help="repeat the L2 flush until it outlasts the host's launch (default: on; off together "
+                         "with --warm-ms 0 is harness version 3's single flush; harness/timing.py)")
     ap.add_argument("--warm-ms", type=float, default=None,
                     help="keep the GPU busy this long before each timed call (default: 2 ms, TimingConfig's)")
     ap.add_argument("--json", type=Path)

@@ -55,7 +55,8 @@ def eval_cmd(
     sandbox: str = typer.Option("auto", help="auto | process | docker"),
     no_compile_baseline: bool = typer.Option(False, help="skip the torch.compile baseline"),
     no_cache: bool = typer.Option(False, help="ignore cached evaluation results"),
-    max_seconds: float = typer.Option(8.0, min=0.5, help="cap on timing time per candidate"),
+    max_seconds: Optional[float] = typer.Option(None, min=0.5, help="cap on timing time per candidate "
+                                                "[default: KERNELSMITH_MAX_TIMING_SECONDS, else 8]"),
 ) -> None:
     """Evaluate one candidate against one task on the GPU: compile, check, time."""
     from kernelsmith.evaluate.evaluator import Evaluator, NoGPU
@@ -64,7 +65,7 @@ def eval_cmd(
     t, code = _task_and_candidate(task, candidate)
     cfg = EvalConfig.from_env(trials=trials, atol=atol, rtol=rtol, gpu=gpu, sandbox=sandbox,
                               compile_baseline=not no_compile_baseline, use_cache=not no_cache,
-                              timing={"max_seconds": max_seconds})
+                              timing={"max_seconds": max_seconds} if max_seconds is not None else None)
     try:
         with Evaluator(cfg) as ev:
             result = ev.evaluate(t, code)

@@ -112,3 +112,14 @@ def test_a_harness_timing_record_becomes_a_result_with_its_back_to_back_speedup(
     assert abs(r.timing.speedup_eager - 0.14 / 0.13) < 1e-12
     assert abs(r.timing.speedup_back_to_back - 0.14 / 0.25) < 1e-12
     assert EvalResult.from_dict(r.to_dict()).timing.speedup_back_to_back == r.timing.speedup_back_to_back
+
+
+def test_a_timing_flag_keeps_the_environments_other_timing_settings(monkeypatch):
+    """`kernelsmith eval --max-seconds 3` with KERNELSMITH_HIDE_LAUNCH=0: both apply (the
+    flag's dict used to replace the environment's wholesale)."""
+    from kernelsmith.config import EvalConfig
+
+    monkeypatch.setenv("KERNELSMITH_HIDE_LAUNCH", "0")
+    monkeypatch.setenv("KERNELSMITH_MAX_TIMING_SECONDS", "1")
+    assert EvalConfig.from_env(timing={"max_seconds": 3.0}).timing == {"max_seconds": 3.0, "hide_launch": False}
+    assert EvalConfig.from_env(timing=None).timing == {"max_seconds": 1.0, "hide_launch": False}

@@ -336,7 +336,7 @@ class Evaluator:
     def baseline(self, task: Task) -> dict | None:
         """Eager vs torch.compile for this task on this GPU, cached."""
         s = (self.probe_info or {}).get("system", {})
-        k = key(task.hash, s.get("gpu"), s.get("driver"), s.get("torch"), HARNESS_VERSION)
+        k = key(task.hash, s.get("gpu"), s.get("driver"), s.get("torch"), HARNESS_VERSION, self.config.timing)
         hit = self.baselines.get(k)
         if hit is not None:
             return hit

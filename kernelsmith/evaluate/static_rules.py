@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -114,7 +115,9 @@ def streams_threads(ctx: Ctx) -> Finding:
     # run hidden behind it
     for n, *_ in ctx.nodes(ast.Attribute, ast.Name):
         d = ctx.resolve(n) or ""
-        if d.startswith(("cupy.cuda.runtime.stream", "cupy.cuda.driver.stream")) or d.endswith("Stream.ptds"):
+        api, _, name = d.rpartition(".")
+        if (api in ("cupy.cuda.runtime", "cupy.cuda.driver") and re.fullmatch(r"stream(?:Create\w*|PerThread)", name)
+                or d.endswith("Stream.ptds")):
             yield n.lineno, f"`{d}` (a stream other than torch's current one)"
 
 

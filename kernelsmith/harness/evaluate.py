@@ -364,7 +364,7 @@ class Evaluation:
         gap_c = timing.median_ci([h - e for h, e in zip(c.host_ms, c.event_ms)])[0]
         gap_r = timing.median_ci([h - e for h, e in zip(r.host_ms, r.event_ms)])[0]
         res["host_gap_ms"] = {"candidate": gap_c, "reference": gap_r}
-        # host time to enqueue one call (in the events where it outlasts the flush, unless hide_launch)
+        # host time to enqueue one call (kept out of the events by hide_launch, up to HIDE_MAX_MS)
         res["launch_ms"] = {"candidate": timing.median_ci(c.launch_ms)[0], "eager": timing.median_ci(r.launch_ms)[0]}
         self.out["timing"] = res
         # Work the events do not see (side streams, late threads) shows up as host time past

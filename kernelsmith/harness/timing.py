@@ -71,7 +71,8 @@ class L2Flusher:
     the start event fires after the call is queued; with warm_ms, for at least that long,
     so the GPU comes to the timed call busy rather than from idle (its clocks follow load)."""
 
-    def __init__(self, device: torch.device, hide_launch: bool = False, warm_ms: float = 0.0):
+    def __init__(self, device: torch.device, hide_launch: bool = TimingConfig.hide_launch,
+                 warm_ms: float = TimingConfig.warm_ms):
         l2 = getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 64 << 20) or (64 << 20)
         self.buf = torch.empty(2 * l2 // 4, dtype=torch.int32, device=device)
         self._v = 0

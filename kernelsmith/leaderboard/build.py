@@ -175,14 +175,13 @@ def load_run(s: Session, run: m.Run, tasks: dict[str, m.TaskRow], hardware: dict
                       .join(C, C.id == E.candidate_id).where(C.run_id == run.id).order_by(E.id)).all()
     latest: dict[str, Any] = {}
     gpu_seconds = 0.0
-    harness: set[str] = set()
     hw_counts: Counter[int] = Counter()
     for e in evals:
         latest[e.candidate_id] = e  # ordered by id: the last one wins
-        harness.add(e.harness or "?")
         gpu_seconds += e.gpu_seconds or 0.0
         if e.hardware_id is not None:
             hw_counts[e.hardware_id] += 1
+    harness = {e.harness or "?" for e in latest.values()}  # of the evaluations that count
     outcomes: dict[str, mt.TaskOutcome] = {}
     for th in order:
         t = tasks.get(th)
@@ -290,7 +289,7 @@ def _build(s: Session, store: Any, run_ids: Sequence[str] | None, kind: str | No
     harnesses = {v for r in entries for v in r.harness}
     if len(harnesses) > 1:
         notes.append(f"evaluations from harness versions {', '.join(sorted(harnesses))} ('?': recorded before "
-                     "versions were kept): timing changed between versions (version 4 keeps the host's launch "
+                     "versions were kept): timing can change between versions (version 4 took the host's launch "
                      "out of the events), so compare speedups only within one version.")
     if any(r.replayed for r in entries):
         notes.append("runs marked 'replay' re-used recorded model outputs; their cost is the recorded one.")

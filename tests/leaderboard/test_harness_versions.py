@@ -44,3 +44,18 @@ def test_mixed_versions_are_named_in_a_note(tmp_path):
     assert runs["old"].harness == ["?"] and runs["new"].harness == ["4"]
     (note,) = _notes(lb)
     assert "harness versions 4, ?" in note and "compare speedups only within one version" in note
+
+
+def test_only_the_evaluations_that_count_name_the_version(tmp_path):
+    """A candidate re-evaluated after an upgrade: its latest evaluation is the one the
+    leaderboard uses, so the older, unversioned one must not raise the mixed-versions note."""
+    with RunStore(f"sqlite:///{tmp_path / 'runs.db'}") as store:
+        rid = _run(store, "a", "", 1.5)
+        (cand,) = store.candidates(rid)
+        t = task("relu")
+        store.add_evaluation(cand.id, correct(t, 1.7, dataclasses.replace(H200, harness="4")))
+        _run(store, "b", "4", 2.0)
+        lb = build(store)
+    runs = {r.model: r for g in lb.groups for r in g.runs}
+    assert runs["a"].harness == ["4"] and runs["a"].outcomes[0].speedup_eager == 1.7
+    assert _notes(lb) == []
