@@ -55,6 +55,8 @@ class ErrorClass(str, enum.Enum):
     UNACCOUNTED_WORK = "unaccounted_work"  # side streams / threads outside the timer
     BACKGROUND_THREAD = "background_thread"
     TAMPERING = "tampering"  # timer, harness or torch internals modified
+    REFERENCE_SLOWED = "reference_slowed"  # the reference ran slower once the candidate was loaded
+    PHASE_DEPENDENT = "phase_dependent"  # calls behave differently when profiled (or checked) than when timed
     IMPOSSIBLE_SPEED = "impossible_speed"  # faster than the physical bound
     NO_KERNEL = "no_kernel"  # none of the candidate's own kernels ran
     SANITIZER = "sanitizer"  # compute-sanitizer found memory errors or races

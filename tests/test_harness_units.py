@@ -146,20 +146,23 @@ def test_sparse_update_defeats_a_sampling_cache():
 
 
 def _cpu_evaluation(monkeypatch, candidate):
-    """The harness's Evaluation on the CPU, with the GPU-only parts (sync, integrity) off."""
+    """The harness's Evaluation on the CPU (tests/harness/cpu_harness.py's stand-ins for
+    events and sync), its inputs and reference outputs prepared as before a candidate
+    loads, the per-call verification off."""
     import types
 
     import torch
 
-    from kernelsmith.harness import evaluate
+    from kernelsmith.harness import evaluate, prepare, timing
+    from tests.harness import cpu_harness
 
-    monkeypatch.setattr(evaluate, "_sync", lambda: None)
-    ev = evaluate.Evaluation({})
-    ev.dev = torch.device("cpu")
+    cpu_harness.install(monkeypatch)
+    ev = evaluate.Evaluation({"device": "cpu", "trials": 1})
     ev.task = types.SimpleNamespace(get_inputs=lambda: [torch.randn(512, 1024)])
-    ev.ref, ev.new = torch.tanh, candidate
-    ev.out_like = torch.empty(512, 1024)
-    monkeypatch.setattr(ev, "_integrity", lambda when: None)
+    ev.flush = timing.L2Flusher(ev.dev, False, 0.0)
+    ev.prep = prepare.prepare(ev.task, torch.tanh, ev.dev, 1, ev.flush, None)
+    ev.new = candidate
+    monkeypatch.setattr(ev, "verify", lambda when, deep=False: None)
     return ev
 
 
@@ -193,19 +196,18 @@ def test_sparse_update_check_second_round_catches_a_cache_the_first_round_missed
     import pytest
     import torch
 
-    from kernelsmith.harness import evaluate
+    from kernelsmith.harness import evaluate, prepare
 
-    real = evaluate.sparse_update
+    real = prepare.sparse_plan
     rounds = []
 
-    def first_round_touches_the_sample(xs, fresh, frac, gen):
+    def first_round_touches_the_sample(xs, frac, gen):
         rounds.append(frac)
         if len(rounds) == 1:  # change element 0, which the cache samples
-            xs[0].view(-1)[0] = fresh[0].view(-1)[0]
-            return True
-        return real(xs, fresh, frac, gen)
+            return [torch.zeros(1, dtype=torch.long)]
+        return real(xs, frac, gen)
 
-    monkeypatch.setattr(evaluate, "sparse_update", first_round_touches_the_sample)
+    monkeypatch.setattr(prepare, "sparse_plan", first_round_touches_the_sample)
     cache = {}
 
     def cache_on_first_element(x):

@@ -14,7 +14,7 @@ import time
 import torch
 
 from kernelsmith.harness import timing
-from kernelsmith.harness.evaluate import _clone, _fresh_inputs
+from kernelsmith.harness.tensors import clone as _clone, fresh_inputs as _fresh_inputs
 from kernelsmith.harness.loader import load_module
 
 

@@ -3,94 +3,49 @@
 Returns a plain dict (the orchestrator turns it into typed results). Every failure is
 reported as {"verdict", "error", "message"} and the child exits: a CUDA fault poisons
 the context for good, and the next candidate gets a new process anyway.
+
+Order matters: everything the checks compare against (inputs, the reference's outputs,
+the reference's speed) is made before the candidate is imported (prepare.py), and the
+interpreter's whole state is recorded then (surface.py) and verified after every phase.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
+from dataclasses import dataclass
 
 import torch
 
-from kernelsmith.harness import bound, check, integrity, probe, provenance, timing
+from kernelsmith.harness import bound, check, integrity, probe, provenance, surface, timed, timing
 from kernelsmith.harness.loader import Capture, load_module, patch_cupy, patch_load_inline
+from kernelsmith.harness.prepare import Prepared, prepare
+from kernelsmith.harness.stops import CUDA_FAULT_MARKERS, Stop, classify  # noqa: F401 - re-exported
+from kernelsmith.harness.tensors import (  # noqa: F401 - re-exported for the harness's other jobs
+    clone as _clone, fresh_inputs as _fresh_inputs, poison, poison_like, sparse_apply, sparse_update,
+)
 
 _sync = torch.cuda.synchronize
 _perf = time.perf_counter
-CUDA_FAULT_MARKERS = ("illegal memory access", "unspecified launch failure", "misaligned address",
-                      "illegal instruction", "device-side assert", "an illegal", "CUDA error",
-                      "cudaError", "CUDA_ERROR", "launch timed out")
 
 
-class Stop(Exception):
-    """Ends the evaluation with a verdict."""
+@dataclass(frozen=True)
+class Settings:
+    """The checker's settings, fixed when the evaluation starts and re-verified after every
+    phase: a candidate that loosens a tolerance is caught, not obeyed."""
 
-    def __init__(self, verdict: str, error: str, message: str):
-        super().__init__(message)
-        self.verdict, self.error, self.message = verdict, error, message
+    atol: float | None
+    rtol: float | None
+    trials: int
+    skip_timing: bool
+    timing: tuple
+    limits: timed.Limits
 
-
-def classify(exc: BaseException, where: str) -> Stop:
-    text = f"{type(exc).__name__}: {exc}"
-    short = text if len(text) < 1500 else text[:1500] + " [...]"
-    if "out of memory" in text.lower():
-        return Stop("runtime_error", "oom", f"{where}: out of memory: {short}")
-    if any(m in text for m in CUDA_FAULT_MARKERS):
-        return Stop("runtime_error", "cuda_fault", f"{where}: CUDA fault (the context is lost): {short}")
-    return Stop("runtime_error", "forward" if where == "forward" else where, f"{where} raised {short}")
-
-
-def _to(dev, xs: list) -> list:
-    return [x.to(dev) if isinstance(x, torch.Tensor) else x for x in xs]
-
-
-def _clone(xs: list) -> list:
-    return [x.clone() if isinstance(x, torch.Tensor) else x for x in xs]
-
-
-def _perturb(xs: list, gen: torch.Generator) -> list:
-    """New content at new addresses with the same structure: floats scaled by 1 +/- 1e-3
-    elementwise (zeros, signs and sparsity survive), other tensors cloned."""
-    out = []
-    for x in xs:
-        if isinstance(x, torch.Tensor) and x.is_floating_point():
-            noise = torch.rand(x.shape, generator=gen, device=x.device, dtype=torch.float32)
-            out.append((x * (1 + 2e-3 * (noise - 0.5)).to(x.dtype)).contiguous())
-        else:
-            out.append(x.clone() if isinstance(x, torch.Tensor) else x)
-    return out
-
-
-def sparse_update(xs: list, fresh: list, frac: float, gen: torch.Generator) -> bool:
-    """Overwrite, in place, about `frac` of the elements of each contiguous float tensor of
-    at least 1024 elements in xs with the same elements of `fresh` (same distribution).
-    Returns whether anything changed."""
-    changed = False
-    for x, y in zip(xs, fresh):
-        if (isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel() >= 1024 and x.is_contiguous()
-                and isinstance(y, torch.Tensor) and y.shape == x.shape):
-            flat, src = x.view(-1), y.reshape(-1).to(x.dtype)
-            idx = torch.randint(0, flat.numel(), (max(1, int(flat.numel() * frac)),), generator=gen,
-                                device=flat.device)
-            flat[idx] = src[idx]
-            changed = True
-    return changed
-
-
-def _poison(like) -> None:
-    """Fill freed allocator blocks of the output's sizes with NaN, so an output the
-    candidate allocates but never writes reads as NaN, not a stale result."""
-    blocks = [torch.full_like(r, float("nan")) if r.is_floating_point() else torch.full_like(r, 7)
-              for r in check.flatten(like) if isinstance(r, torch.Tensor)]
-    del blocks
-
-
-def _fresh_inputs(task, dev) -> list:
-    """The task's own get_inputs(), under a secret seed, with the GPU as default device
-    (CPU random generation of large inputs costs more than the whole check)."""
-    torch.manual_seed(secrets.randbits(62))
-    with torch.device(dev):
-        return _to(dev, list(task.get_inputs()))
+    @classmethod
+    def of(cls, args: dict) -> "Settings":
+        return cls(args.get("atol"), args.get("rtol"), int(args.get("trials", 5)), bool(args.get("skip_timing")),
+                   tuple(sorted((args.get("timing") or {}).items())), timed.Limits())
 
 
 class _Lap:
@@ -108,17 +63,19 @@ class _Lap:
 class Evaluation:
     def __init__(self, args: dict):
         self.args = args
-        self.dev = torch.device("cuda")
-        self.atol, self.rtol = args.get("atol"), args.get("rtol")
+        self.settings = Settings.of(args)
+        self._frozen = (self.settings, repr(sorted(args.items(), key=lambda kv: kv[0])))
+        self.dev = torch.device(args.get("device", "cuda"))  # "cpu" only in the harness's own tests
         self.wall: dict[str, float] = {}
         self.out: dict = {"warnings": []}
         self.errors = check.Errors()
+        self.surface: surface.Surface | None = None
 
     def run(self) -> dict:
         t0 = _perf()
         torch.backends.cuda.matmul.allow_tf32 = False  # the reference is true fp32
         torch.backends.cudnn.allow_tf32 = False
-        if not torch.cuda.is_available():
+        if self.dev.type == "cuda" and not torch.cuda.is_available():
             raise Stop("runtime_error", "sandbox", "no CUDA GPU is visible to the evaluator")
         torch.empty(1, device=self.dev)  # creates the CUDA context
         self.wall["startup.cuda_init"] = _perf() - t0  # "a.b": a part of stage a
@@ -132,18 +89,27 @@ class Evaluation:
         t2 = _perf()
         self._check()
         self.wall["check.trials"] = _perf() - t2
-        self._provenance()
+        self.verify("checking", deep=True)
+        self.names = provenance.kernel_names(self.capture)
+        if not self.names:
+            raise Stop("rejected", "no_kernel", "no __global__ kernel in the candidate's CUDA sources: write one")
+        if self.settings.skip_timing:
+            self._provenance()
         self.wall["check"] = _perf() - t2
-        if not self.args.get("skip_timing"):
+        if not self.settings.skip_timing:
             t3 = _perf()
-            self._time()
+            integrity.reset_persisting_l2(self.snapshot.l2_limit)
+            self.out["timing"] = timed.run(self, self.prep, self.timing_cfg, self.settings.limits)
             self.wall["time"] = _perf() - t3
         self.out.update(verdict="correct", error="none", message="")
         return self.out
 
-    # -- stages -------------------------------------------------------------------
+    # -- before the candidate -------------------------------------------------------
     def _load_task(self) -> None:
         lap = _Lap(self.wall, "startup.task_")
+        self.timing_cfg = timing.TimingConfig(**self.args.get("timing", {}))
+        # The flush buffer exists from here on: its presence tells no phase from another.
+        self.flush = timing.L2Flusher(self.dev, self.timing_cfg.hide_launch, self.timing_cfg.warm_ms)
         try:
             self.task = load_module(self.args["task_path"], "ks_task")
             self.init = list(self.task.get_init_inputs())
@@ -151,21 +117,41 @@ class Evaluation:
             torch.manual_seed(self.seed)
             self.ref = self.task.Model(*self.init).to(self.dev)
             lap("init")
-            inputs = _fresh_inputs(self.task, self.dev)
-            _sync()
-            lap("inputs")
-            with torch.no_grad():
-                ref_out = self.ref(*_clone(inputs))
-            _sync()
-            lap("forward")
+            cfg = None if self.settings.skip_timing else self.timing_cfg
+            self.prep: Prepared = prepare(self.task, self.ref, self.dev, self.settings.trials, self.flush, cfg)
+            lap("prepare")
+        except Stop:
+            raise
         except Exception as exc:  # noqa: BLE001
             raise Stop("invalid_task", "task", f"the reference failed: {type(exc).__name__}: {exc}") from None
+        first = self.prep.trials[0]
+        ref_out = first.expected.open()
         if check.near_constant(ref_out):
             raise Stop("invalid_task", "task", "the reference output is (near-)constant: no check can fail")
-        self.out_like = ref_out
-        flops, nbytes = bound.count(self.ref, _clone(inputs))
+        recorder = integrity.OpRecorder()  # the checker's own ops are watched too
+        with recorder:
+            check.compare(ref_out, ref_out, [], self.settings.atol, self.settings.rtol, check.Errors())
+            check.fast_close(ref_out, ref_out, self.settings.atol, self.settings.rtol)
+            poison(ref_out)
+        self.prep.ops |= recorder.ops
+        del ref_out
+        flops, nbytes = bound.count(self.ref, _clone(first.inputs))
         lap("flops")
         self.out["flops"], self.out["bytes"] = flops, nbytes
+        if self.prep.pristine:
+            self.out["reference_before_load"] = self.prep.pristine
+
+    def _watch(self) -> None:
+        """The surface as it is now (the harness has patched what it patches), plus what
+        lives outside namespaces."""
+        t = _perf()
+        s = self.surface = surface.current()
+        s.probe("the dispatcher's kernels for the reference's ops", lambda: integrity.dispatcher_state(self.prep.ops))
+        s.probe("the reference model's state", lambda: integrity.model_state(self.ref))
+        s.probe("the environment", lambda: dict(os.environ))
+        s.probe("the checker's settings", lambda: (self.settings, repr(sorted(self.args.items(), key=lambda kv: kv[0]))))
+        s.rebase()
+        self.wall["load.surface"] = _perf() - t
 
     def _load_candidate(self) -> None:
         self.snapshot = integrity.Snapshot()
@@ -177,6 +163,7 @@ class Evaluation:
             patch_cupy(self.capture, cupy)
         except Exception:  # noqa: BLE001 - CuPy absent: CuPy candidates fail at import
             pass
+        self._watch()
         try:
             mod = load_module(self.args["candidate_path"], "ks_candidate")
         except Exception as exc:  # noqa: BLE001
@@ -195,10 +182,17 @@ class Evaluation:
         except Exception as exc:  # noqa: BLE001
             raise classify(exc, "init") from None
         self.out["backend"] = self.capture.backend
-        self._integrity("loading")
+        # cheap checks only: the checks compare against results made before the import, and
+        # the deep verification after them covers whatever loading changed
+        self.verify("loading")
 
-    def _integrity(self, when: str) -> None:
+    # -- verification ---------------------------------------------------------------
+    def verify(self, when: str, deep: bool = False) -> None:
+        """Cheap checks (watched callables, flags, threads, L2 limit, settings) every time;
+        with `deep`, the whole surface."""
         changed = self.snapshot.tampered()
+        if (self.settings, repr(sorted(self.args.items(), key=lambda kv: kv[0]))) != self._frozen:
+            changed.append("the checker's settings changed")
         if changed:
             raise Stop("rejected", "tampering", f"while {when}: " + "; ".join(changed[:5]))
         threads = self.snapshot.new_threads()
@@ -206,48 +200,58 @@ class Evaluation:
             raise Stop("rejected", "background_thread", f"while {when} the candidate left threads running: {threads[:3]}")
         if integrity.reset_persisting_l2(self.snapshot.l2_limit):
             raise Stop("rejected", "tampering", f"while {when} the candidate set a persisting-L2 cache limit")
+        if deep and self.surface is not None:
+            t = _perf()
+            changed = self.surface.diff()
+            self.wall["verify"] = self.wall.get("verify", 0.0) + _perf() - t
+            if changed:
+                raise Stop("rejected", "tampering", f"while {when} the candidate changed what the reference and the "
+                                                    f"checker run on: " + "; ".join(changed[:5]))
 
+    # -- checking -------------------------------------------------------------------
     def _call_candidate(self, inputs: list):
-        _poison(self.out_like)
+        """One checked call, made the way timed calls are (poisoned memory, flush, events)."""
+        poison_like(self.prep.out_shapes)
         try:
             with torch.no_grad():
-                out = self.new(*inputs)
-            _sync()
+                _, _, _, out = timing.time_call(self.new, inputs, self.flush)
         except Exception as exc:  # noqa: BLE001
             raise classify(exc, "forward") from None
-        self._integrity("running forward")
+        self.verify("running forward")
         return out
 
+    def _compare(self, out, expected, inputs: list):
+        return check.compare(out, expected, inputs, self.settings.atol, self.settings.rtol, self.errors)
+
     def _check(self) -> None:
-        trials = int(self.args.get("trials", 5))
+        trials = self.settings.trials
         res = {"trials": trials, "trials_passed": 0}
         self.out["check"] = res
-        for t in range(trials):
-            inputs = _fresh_inputs(self.task, self.dev)
-            pristine = _clone(inputs)
-            cand_in = _clone(inputs)
-            out = self._call_candidate(cand_in)  # before the reference: no stale results
-            for a, b in zip(cand_in, pristine):
+        for t, trial in enumerate(self.prep.trials):
+            cand_in = _clone(trial.inputs)
+            out = self._call_candidate(cand_in)
+            for a, b in zip(cand_in, trial.inputs):
                 if isinstance(a, torch.Tensor) and not torch.equal(a, b):
                     raise Stop("incorrect", "input_mutation", "forward modified its input tensors in place")
-            with torch.no_grad():
-                ref_out = self.ref(*_clone(inputs))
-            _sync()
-            bad = check.compare(out, ref_out, cand_in, self.atol, self.rtol, self.errors)
+            expected = trial.expected.open()
+            bad = self._compare(out, expected, cand_in)
             res.update(max_abs_error=self.errors.max_abs, rel_error=self.errors.rel)
             if bad is not None:
                 res["detail"] = f"trial {t + 1}: {bad.detail}"
                 raise Stop("incorrect", bad.error, res["detail"])
             if t == 0:  # determinism: the same inputs again, on re-poisoned memory
-                again = self._call_candidate(_clone(pristine))
-                if not check.fast_close(again, out, self.atol, self.rtol):
+                poison(out)  # the first output is gone: a second call must write its own
+                again = self._call_candidate(_clone(trial.inputs))
+                if not check.fast_close(again, expected, self.settings.atol, self.settings.rtol):
                     raise Stop("incorrect", "nondeterministic",
                                "two runs on the same inputs disagree beyond tolerance (a race or uninitialised memory)")
                 del again
+            poison(out)
             res["trials_passed"] = t + 1
-            del out, ref_out, inputs, pristine, cand_in
+            del out, expected, cand_in
         self._sparse_update_check()
-        a, r = check.tolerance(check.flatten(self.out_like)[0].dtype, self.atol, self.rtol)
+        a, r = check.tolerance(self.prep.out_shapes[0][1] if self.prep.out_shapes else torch.float32,
+                               self.settings.atol, self.settings.rtol)
         res.update(atol=a, rtol=r)
 
     def _sparse_update_check(self) -> None:
@@ -256,35 +260,28 @@ class Evaluation:
         before each of two more calls. Fresh inputs at fresh addresses (the trials) change
         every sampled value, so only this catches a cache that samples (seen: 16 fixed
         elements). Two rounds: a round whose changes happen to touch the sample makes such a
-        cache recompute (16 samples: 0.16% of rounds), and the next round catches it."""
-        inputs = _fresh_inputs(self.task, self.dev)
-        del_out = self._call_candidate(inputs)  # no clone: the addresses are what a cache keys on
-        del del_out
-        gen = torch.Generator(device=self.dev)
-        gen.manual_seed(secrets.randbits(62))
-        for _ in range(2):
-            if not sparse_update(inputs, _fresh_inputs(self.task, self.dev), 1e-4, gen):
-                return  # no float input large enough to change sparsely
-            pristine = _clone(inputs)
+        cache recompute (16 samples: 0.16% of rounds), and the next round catches it. The
+        changes and the reference's outputs for them were made before the candidate loaded."""
+        inputs = _clone(self.prep.sparse_base)
+        first = self._call_candidate(inputs)  # no clone: the addresses are what a cache keys on
+        del first
+        for rnd in self.prep.sparse_rounds:
+            sparse_apply(inputs, rnd.fresh, rnd.plan)
             out = self._call_candidate(inputs)
-            with torch.no_grad():
-                ref_out = self.ref(*pristine)
-            _sync()
-            bad = check.compare(out, ref_out, inputs, self.atol, self.rtol, self.errors)
+            bad = self._compare(out, rnd.expected.open(), inputs)
             if bad is not None:
                 raise Stop("incorrect", bad.error,
                            f"stale output: after 0.01% of the input's elements changed in place (same tensors, "
                            f"same addresses), {bad.detail}; compute from the current input, do not cache by "
                            f"address or by a sample of values")
-            del out, ref_out, pristine
+            poison(out)
+            del out
 
     def _provenance(self) -> None:
-        """Reject a candidate whose own kernels do not do most of the GPU work."""
-        names = provenance.kernel_names(self.capture)
-        if not names:
-            raise Stop("rejected", "no_kernel", "no __global__ kernel in the candidate's CUDA sources: write one")
-        inputs = _fresh_inputs(self.task, self.dev)  # prepared outside the profiled call:
-        _poison(self.out_like)  # copies and fills there would count as foreign kernels
+        """Without timing: one profiled call decides whether the candidate's own kernels do
+        most of the GPU work (with timing, profiled timed calls at random rounds decide)."""
+        inputs = _clone(self.prep.probe_inputs)  # prepared outside the profiled call:
+        poison_like(self.prep.out_shapes)  # copies and fills there would count as foreign kernels
         _sync()
 
         def call():
@@ -293,98 +290,24 @@ class Evaluation:
             _sync()
 
         try:
-            p = provenance.measure(call, names)
+            p = provenance.measure(call, self.names)
         except Stop:
             raise
         except Exception as exc:  # noqa: BLE001 - profiler trouble is ours, not the candidate's
             self.out["warnings"].append(f"kernel provenance not checked: profiler failed ({type(exc).__name__})")
             return
         self.out["provenance"] = {"own_ms": p.own_ms, "other_ms": p.other_ms, "own": p.own, "others": p.others}
-        self._integrity("profiling forward")
+        self.verify("profiling forward")
         if not p.available:
             self.out["warnings"].append("kernel provenance not checked: the profiler saw no kernels here")
             return
         others = ", ".join(f"{n[:60]} {ms:.3f} ms" for n, ms in p.others or [])
         if p.own_ms == 0.0:
-            raise Stop("rejected", "no_kernel", f"none of the candidate's own kernels ({', '.join(sorted(names))}) "
+            raise Stop("rejected", "no_kernel", f"none of the candidate's own kernels ({', '.join(sorted(self.names))}) "
                                                 f"ran; the GPU time went to: {others}")
         if p.own_share < 0.5:
             raise Stop("rejected", "no_kernel", f"only {p.own_share:.0%} of the GPU time is in the candidate's own "
                                                 f"kernels; the rest went to: {others}")
-
-    def _time(self) -> None:
-        cfg = timing.TimingConfig(**self.args.get("timing", {}))
-        flush = timing.L2Flusher(self.dev, cfg.hide_launch, cfg.warm_ms)
-        integrity.reset_persisting_l2(self.snapshot.l2_limit)
-        bases = [_fresh_inputs(self.task, self.dev) for _ in range(cfg.input_sets)]
-        gen = torch.Generator(device=self.dev)
-        gen.manual_seed(secrets.randbits(62))
-        rounds: dict[int, list] = {}
-        counter = {"round": -1, "n": 0, "rechecked": 0}
-
-        def fresh_args():
-            counter["n"] += 1
-            if counter["n"] % 2 == 1:  # first side of a round draws the round's inputs
-                counter["round"] += 1
-                rounds[counter["round"]] = [_perturb(bases[counter["round"] % len(bases)], gen), {}]
-            return _clone(rounds[counter["round"]][0])
-
-        def on_output(name: str, k: int, result) -> None:
-            slot = rounds[counter["round"]][1]
-            slot[name] = result
-            if len(slot) == 2:
-                if not check.fast_close(slot["candidate"], slot["reference"], self.atol, self.rtol):
-                    raise Stop("incorrect", "timed_mismatch",
-                               "an output produced while timing differs from the reference on the same inputs")
-                counter["rechecked"] += 1
-                del rounds[counter["round"]]
-
-        def cand(*a):
-            with torch.no_grad():
-                return self.new(*a)
-
-        def ref(*a):
-            with torch.no_grad():
-                return self.ref(*a)
-
-        try:
-            timing.warmup(ref, fresh_args_once(bases), cfg)
-            timing.warmup(cand, fresh_args_once(bases), cfg)
-            samples = timing.interleave({"reference": ref, "candidate": cand}, [fresh_args], flush, cfg, on_output)
-        except Stop:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise classify(exc, "forward") from None
-        self._integrity("timing")
-        c, r = samples["candidate"], samples["reference"]
-        tc, tr = timing.summarize(c.event_ms), timing.summarize(r.event_ms)
-        res = {"candidate": tc, "eager": tr, "rechecked_outputs": counter["rechecked"]}
-        res["speedup_eager"] = tr["median_ms"] / tc["median_ms"]
-        res["speedup_eager_ci"] = timing.ratio_ci(r.event_ms, c.event_ms)
-        gap_c = timing.median_ci([h - e for h, e in zip(c.host_ms, c.event_ms)])[0]
-        gap_r = timing.median_ci([h - e for h, e in zip(r.host_ms, r.event_ms)])[0]
-        res["host_gap_ms"] = {"candidate": gap_c, "reference": gap_r}
-        # host time to enqueue one call (kept out of the events by hide_launch, up to HIDE_MAX_MS)
-        res["launch_ms"] = {"candidate": timing.median_ci(c.launch_ms)[0], "eager": timing.median_ci(r.launch_ms)[0]}
-        self.out["timing"] = res
-        # Work the events do not see (side streams, late threads) shows up as host time past
-        # the end event; flag it when it is at least as large as the work they do see.
-        if gap_c - gap_r > max(0.1, tc["median_ms"]):
-            raise Stop("rejected", "unaccounted_work",
-                       f"work continues {gap_c - gap_r:.3f} ms after the timed stream finishes "
-                       "(side streams or background work the timer does not see)")
-        ceil = self.args.get("ceilings") or {}
-        if ceil.get("bandwidth") and ceil.get("peak_flops"):
-            floor = bound.floor_ms(self.out["flops"], self.out["bytes"], ceil["peak_flops"], ceil["bandwidth"])
-            res["bound"] = {"flops": self.out["flops"], "bytes": self.out["bytes"], "peak_flops": ceil["peak_flops"],
-                            "bandwidth": ceil["bandwidth"], "floor_ms": floor, "fraction": floor / tc["median_ms"]}
-            if tc["median_ms"] < 0.9 * floor:
-                raise Stop("rejected", "impossible_speed",
-                           f"{tc['median_ms']:.4f} ms is below the physical floor {floor:.4f} ms on this GPU")
-
-
-def fresh_args_once(bases: list) -> list:
-    return _clone(bases[0])
 
 
 def run(args: dict) -> dict:

@@ -13,6 +13,7 @@ import threading
 import time
 
 import torch
+import torch.utils._python_dispatch
 
 WATCHED = {
     "torch.cuda.synchronize": lambda: torch.cuda.synchronize,
@@ -51,6 +52,18 @@ FLAGS = {
     "float32_matmul_precision": torch.get_float32_matmul_precision,
     "torch.backends.cudnn.benchmark": lambda: torch.backends.cudnn.benchmark,
     "deterministic_algorithms": torch.are_deterministic_algorithms_enabled,
+    "torch.backends.cudnn.enabled": lambda: torch.backends.cudnn.enabled,
+    "torch.backends.cudnn.deterministic": lambda: torch.backends.cudnn.deterministic,
+    "default dtype": torch.get_default_dtype,
+    "autocast (cuda)": lambda: (torch.is_autocast_enabled("cuda"), torch.get_autocast_dtype("cuda")),
+    "preferred BLAS library": lambda: str(torch.backends.cuda.preferred_blas_library()),
+    "preferred linalg library": lambda: str(torch.backends.cuda.preferred_linalg_library()),
+    "scaled-dot-product backends": lambda: (torch.backends.cuda.flash_sdp_enabled(),
+                                            torch.backends.cuda.mem_efficient_sdp_enabled(),
+                                            torch.backends.cuda.math_sdp_enabled()),
+    # a mode pushed on these stacks sees (and can slow or rewrite) every op the reference runs
+    "torch function mode stack": torch._C._len_torch_function_stack,
+    "torch dispatch mode stack": torch._C._len_torch_dispatch_stack,
 }
 
 
@@ -111,3 +124,36 @@ def reset_persisting_l2(baseline: int) -> bool:
         return False
     except Exception:  # noqa: BLE001
         return False
+
+
+class OpRecorder(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the aten operators that run under it (the reference's forward, get_inputs,
+    the checker), so their dispatcher registrations can be watched."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: set[str] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.add(func._schema.name)
+        return func(*args, **(kwargs or {}))
+
+
+def dispatcher_state(ops: set[str]) -> tuple:
+    """Every kernel registered for these operators, as the dispatcher lists them (a
+    TORCH_LIBRARY_IMPL in a candidate's C++ that replaces aten::tanh for CUDA shows here)."""
+    return tuple((op, torch._C._dispatch_dump(op)) for op in sorted(ops))
+
+
+def model_state(model: torch.nn.Module) -> tuple:
+    """Identity of every attribute of every submodule, and each parameter's and buffer's
+    storage and version counter (in-place writes bump it)."""
+    out = []
+    for name, m in model.named_modules():
+        out.append((name, id(type(m)), tuple((k, id(v)) for k, v in vars(m).items()),
+                    tuple((k, id(v)) for k, v in m._parameters.items()),
+                    tuple((k, id(v)) for k, v in m._buffers.items())))
+        for t in list(m._parameters.values()) + list(m._buffers.values()):
+            if t is not None:
+                out.append((t.data_ptr(), t._version))
+    return tuple(out)

@@ -1,6 +1,6 @@
 """Proof that the candidate's own kernels did the work.
 
-One candidate call runs under torch's profiler (CUPTI sees every kernel in the process,
+Candidate calls run under torch's profiler (CUPTI sees every kernel in the process,
 CuPy's included). The GPU time is split between kernels whose names are `__global__`
 functions from the candidate's own sources and everything else (cuBLAS, cuDNN, PyTorch
 ops). A decoy kernel that is compiled but never launched, or a launch that does a token
@@ -91,17 +91,27 @@ def _is_own(kernel: str, names: set[str]) -> bool:
     return any(as_profiler_shows(n) == kernel for n in names)
 
 
-def measure(call, names: set[str]) -> Provenance:
-    """Profile one call (which must synchronize) and attribute its GPU time."""
+def profiler():
+    """A profiler recording GPU kernels (enter it around the calls to attribute)."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+    return profile(activities=[ProfilerActivity.CUDA])
+
+
+def measure(call, names: set[str]) -> Provenance:
+    """Profile one call (which must synchronize) and attribute its GPU time."""
+    with profiler() as prof:
         call()
+    return attribute(prof.events(), names)
+
+
+def attribute(events, names: set[str]) -> Provenance:
+    """Split the GPU time of profiled kernel events into the candidate's own and others'."""
     own_ms = other_ms = 0.0
     own: set[str] = set()
     others: dict[str, float] = {}
     seen = False
-    for ev in prof.events():
+    for ev in events:
         if getattr(ev, "device_type", None) is None or "CUDA" not in str(ev.device_type):
             continue
         name = ev.name or ""
@@ -117,3 +127,15 @@ def measure(call, names: set[str]) -> Provenance:
             others[name] = others.get(name, 0.0) + ms
     top = sorted(others.items(), key=lambda kv: -kv[1])[:3]
     return Provenance(available=seen, own_ms=own_ms, other_ms=other_ms, own=sorted(own), others=top)
+
+
+def merge(parts: list[Provenance]) -> Provenance:
+    """Several profiled calls as one: times add up, names are joined."""
+    others: dict[str, float] = {}
+    for p in parts:
+        for n, ms in p.others or []:
+            others[n] = others.get(n, 0.0) + ms
+    return Provenance(available=any(p.available for p in parts), own_ms=sum(p.own_ms for p in parts),
+                      other_ms=sum(p.other_ms for p in parts),
+                      own=sorted({n for p in parts for n in p.own or []}),
+                      others=sorted(others.items(), key=lambda kv: -kv[1])[:3])

@@ -14,7 +14,7 @@ def main(argv: list[str]) -> int:
     calls = int(argv[3]) if len(argv) > 3 else 2
     import torch
 
-    from kernelsmith.harness.evaluate import _fresh_inputs
+    from kernelsmith.harness.tensors import fresh_inputs as _fresh_inputs
     from kernelsmith.harness.loader import Capture, load_module, patch_cupy, patch_load_inline
 
     dev = torch.device("cuda")

@@ -81,6 +81,9 @@ def _warm_first_uses() -> None:
             torch.softmax(x @ torch.randn(8, 8), dim=-1)
     finally:
         torch.set_num_threads(threads)
+    from kernelsmith.harness import surface
+
+    surface.prefork()  # last: after every import and first use above
 
 
 def _apply_limits(limits: dict) -> None:

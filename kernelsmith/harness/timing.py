@@ -58,6 +58,7 @@ class Samples:
     event_ms: list[float] = field(default_factory=list)
     host_ms: list[float] = field(default_factory=list)
     launch_ms: list[float] = field(default_factory=list)  # host time to enqueue the call
+    profiled_ms: list[float] = field(default_factory=list)  # calls made under the profiler (not in event_ms)
 
 
 HIDE_MARGIN = 1.5  # outlast the longest enqueue seen this many times over, plus HIDE_PAD_MS
@@ -73,7 +74,8 @@ class L2Flusher:
 
     def __init__(self, device: torch.device, hide_launch: bool = TimingConfig.hide_launch,
                  warm_ms: float = TimingConfig.warm_ms):
-        l2 = getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 64 << 20) or (64 << 20)
+        l2 = (getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 64 << 20) or (64 << 20)
+              if device.type == "cuda" else 1 << 20)  # a CPU device: the harness's own tests
         self.buf = torch.empty(2 * l2 // 4, dtype=torch.int32, device=device)
         self._v = 0
         self.hide_launch, self.warm_ms, self.hide_ms = hide_launch, warm_ms, 0.0
@@ -121,12 +123,23 @@ def median_ci(xs: list[float], z: float = 1.96) -> tuple[float, float, float]:
     return med, s[lo], s[hi]
 
 
-def time_call(fn: Callable, args: list, flush: L2Flusher) -> tuple[float, float, float, object]:
+def time_call(fn: Callable, args: list, flush: L2Flusher, around=None) -> tuple[float, float, float, object]:
     """One timed call: (event ms, host ms including a device-wide sync, host ms to
-    enqueue the call, output)."""
+    enqueue the call, output). `around`, when given, is a context manager entered after
+    the flush is queued and left after the final sync (a profiler sees the call alone)."""
     start, end = _Event(enable_timing=True), _Event(enable_timing=True)
     _sync()  # input preparation must not spill into the host-side measurement
     flush()
+    if around is not None:
+        around.__enter__()
+        try:
+            return _timed(fn, args, flush, start, end)
+        finally:
+            around.__exit__(None, None, None)
+    return _timed(fn, args, flush, start, end)
+
+
+def _timed(fn, args, flush, start, end):
     _record(start)
     h0 = _perf()
     out = fn(*args)
@@ -159,9 +172,14 @@ def interleave(
     input_sets: list[Callable[[], list]],
     flush: L2Flusher,
     cfg: TimingConfig,
-    on_output: Callable[[str, int, object], None] | None = None,
+    on_output: Callable[[str, int, object, list], None] | None = None,
+    around: Callable[[str, int], object] | None = None,
+    between: Callable[[int], None] | None = None,
 ) -> dict[str, Samples]:
-    """Time every side on the same inputs, alternating in random order."""
+    """Time every side on the same inputs, alternating in random order. `around(name,
+    round)` may return a context manager for that call (a profiler): such a round's
+    samples go to `profiled_ms` for that side and are left out of both sides' samples, so
+    the samples stay paired by round. `between(round)` runs after each round."""
     rng = random.Random()
     out = {name: Samples() for name in sides}
     t0 = _perf()
@@ -170,16 +188,24 @@ def interleave(
         k = i % len(input_sets)
         names = list(sides)
         rng.shuffle(names)
+        taken = []
         for name in names:
             args = input_sets[k]()
-            ev, host, launch, result = time_call(sides[name], args, flush)
-            if i > 0:  # the first sample of each side is discarded (and sets the cover)
+            ctx = around(name, i) if around is not None else None
+            ev, host, launch, result = time_call(sides[name], args, flush, ctx)
+            if ctx is not None:
+                out[name].profiled_ms.append(ev)
+            taken.append((name, ev, host, launch, ctx is not None))
+            if on_output is not None:
+                on_output(name, k, result, args)
+            del result, args
+        if i > 0 and not any(p for *_, p in taken):  # the first round is discarded (it sets the cover)
+            for name, ev, host, launch, _ in taken:
                 out[name].event_ms.append(ev)
                 out[name].host_ms.append(host)
                 out[name].launch_ms.append(launch)
-            if on_output is not None:
-                on_output(name, k, result)
-            del result
+        if between is not None:
+            between(i)
         i += 1
         n = len(next(iter(out.values())).event_ms)
         if n >= cfg.max_samples or (_perf() - t0) > cfg.max_seconds and n >= 3:

@@ -1,0 +1,162 @@
+"""Issue 13's classes against the real harness (run on the CPU, see cpu_harness.py):
+a candidate that changes what the reference or the checker runs on, or that behaves
+differently once it is being timed, must not come out `correct`."""
+
+import pytest
+
+from tests.harness import cpu_harness as ch
+
+pytestmark = pytest.mark.timeout(120)
+
+PREAMBLE = '''
+import sys, gc, os, types
+import torch
+import torch.nn as nn
+'''
+HONEST_CLASS = '''
+class ModelNew(nn.Module):
+    def __init__(self, scale):
+        super().__init__()
+        self.scale = scale
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return torch.tanh(x) * self.scale + x
+'''
+
+
+def run(tmp_path, monkeypatch, body: str, forward: str | None = None) -> dict:
+    ch.install(monkeypatch)
+    cls = HONEST_CLASS if forward is None else HONEST_CLASS.split("    def forward")[0] + forward
+    return ch.evaluate(tmp_path, PREAMBLE + body + cls)
+
+
+def verdict(out: dict) -> tuple[str, str]:
+    return out["verdict"], out["error"]
+
+
+def test_honest_candidate_is_correct(tmp_path, monkeypatch):
+    out = run(tmp_path, monkeypatch, "")
+    assert verdict(out) == ("correct", "none"), out.get("message")
+    t = out["timing"]
+    assert t["rechecked_outputs"] >= 15 and out["reference_before_load"]["samples"] >= 10
+    assert "reference_drift" in t
+
+
+# -- class 1: shared global state -------------------------------------------------------
+@pytest.mark.parametrize("body,needle", [
+    # a namespace write the static screen's assignment rule does not see
+    ('_t = torch.tanh\nvars(torch)["tanh"] = lambda x: _t(x.double()).float()\n', "torch.tanh was replaced"),
+    ("_ci = nn.Module._call_impl\ntype.__setattr__(nn.Module, '_call_impl', lambda self, *a, **k: _ci(self, *a, **k))\n",
+     "Module._call_impl was replaced"),
+    ("def _slow(input, inplace=False):\n    return input\ntorch.nn.functional.silu.__code__ = _slow.__code__\n",
+     "the code of torch.nn.functional.silu was replaced"),
+    ("torch.Tensor.__mul__ = lambda a, b: torch.mul(a, b)\n", "Tensor.__mul__ was added"),
+    ('sys.modules["ks_task"].N = 64\n', "ks_task.N changed"),
+    ('os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":0:0"\n', "the environment changed"),
+])
+def test_changing_what_the_reference_runs_on_is_tampering(tmp_path, monkeypatch, body, needle):
+    out = run(tmp_path, monkeypatch, body)
+    assert verdict(out) == ("rejected", "tampering"), out.get("message")
+    assert needle in out["message"]
+
+
+def test_a_global_mode_is_tampering(tmp_path, monkeypatch):
+    body = ("from torch.overrides import TorchFunctionMode\n"
+            "class _Spy(TorchFunctionMode):\n"
+            "    def __torch_function__(self, f, types, args=(), kwargs=None):\n"
+            "        return f(*args, **(kwargs or {}))\n"
+            "_Spy().__enter__()\n")
+    out = run(tmp_path, monkeypatch, body)
+    assert verdict(out) == ("rejected", "tampering") and "mode stack" in out["message"]
+
+
+def test_the_reference_model_is_watched(tmp_path, monkeypatch):
+    body = ("def _zero_ref():\n"
+            "    for o in gc.get_objects():\n"
+            "        if type(o).__name__ == 'Model' and type(o).__module__ == 'ks_task':\n"
+            "            o.scale = 1.5 * 1.0000001\n")
+    fwd = ("    def forward(self, x):\n"
+           "        _zero_ref()\n"
+           "        return torch.tanh(x) * self.scale + x\n")
+    out = run(tmp_path, monkeypatch, body, fwd)
+    assert verdict(out) == ("rejected", "tampering") and "reference model" in out["message"]
+
+
+def test_degenerate_inputs_are_unreachable(tmp_path, monkeypatch):
+    """torch.randn patched at import to return zeros: the checks' inputs were drawn before
+    the import, so a candidate counting on zeros is wrong (and the patch is caught)."""
+    body = ('_zeros = torch.zeros\nvars(torch)["randn"] = lambda *s, **k: _zeros(*s, **k)\n')
+    fwd = "    def forward(self, x):\n        return torch.zeros_like(x)\n"
+    out = run(tmp_path, monkeypatch, body, fwd)
+    assert out["verdict"] in ("incorrect", "rejected") and out["error"] in ("mismatch", "tampering")
+
+
+# -- class 3: checker state -------------------------------------------------------------
+def test_loosened_tolerance_is_caught(tmp_path, monkeypatch):
+    body = ("_chk = sys.modules['kernelsmith.harness.check']\n"
+            "_chk.DEFAULT_TOL[torch.float32] = (1.0, 1.0)\n")
+    fwd = "    def forward(self, x):\n        return (torch.tanh(x) * self.scale + x) * 1.01\n"
+    out = run(tmp_path, monkeypatch, body, fwd)
+    assert out["verdict"] in ("incorrect", "rejected") and out["error"] in ("mismatch", "tampering")
+
+
+def test_replaced_checker_function_is_tampering(tmp_path, monkeypatch):
+    body = ("_chk = sys.modules['kernelsmith.harness.check']\n"
+            "_chk.compare = lambda *a, **k: None\n"
+            "_chk.fast_close = lambda *a, **k: True\n")
+    fwd = "    def forward(self, x):\n        return x * 0 + 1\n"
+    out = run(tmp_path, monkeypatch, body, fwd)
+    assert verdict(out) == ("rejected", "tampering") and "check.compare" in out["message"]
+
+
+def test_settings_changed_through_frames_are_tampering(tmp_path, monkeypatch):
+    body = ("import dataclasses\n"
+            "def _loosen():\n"
+            "    f = sys._getframe()\n"
+            "    while f is not None:\n"
+            "        ev = f.f_locals.get('self')\n"
+            "        if type(ev).__name__ == 'Evaluation':\n"
+            "            ev.settings = dataclasses.replace(ev.settings, atol=1.0, rtol=1.0)\n"
+            "            return\n"
+            "        f = f.f_back\n")
+    fwd = ("    def forward(self, x):\n"
+           "        _loosen()\n"
+           "        return (torch.tanh(x) * self.scale + x) * 1.01\n")
+    out = run(tmp_path, monkeypatch, body, fwd)
+    assert verdict(out) == ("rejected", "tampering") and "settings" in out["message"]
+
+
+# -- class 2: timed calls checked as deeply as checked ones ---------------------------
+CHECKED_CALLS = 3 + 1 + 3  # trials, the determinism re-run, the sparse-update calls
+
+
+@pytest.mark.parametrize("cheat,errors", [
+    # once past the checks: hand back the previous output, unwritten
+    ("        if self.calls > %d:\n            return self.last\n" % CHECKED_CALLS, ("nan", "timed_mismatch")),
+    # ... or memory never written in this call
+    ("        if self.calls > %d:\n            return torch.empty_like(x)\n" % CHECKED_CALLS, ("nan", "timed_mismatch")),
+    # ... or the input itself
+    ("        if self.calls > %d:\n            return x\n" % CHECKED_CALLS, ("aliasing",)),
+])
+def test_timed_calls_must_do_the_work(tmp_path, monkeypatch, cheat, errors):
+    fwd = ("    def forward(self, x):\n"
+           "        self.calls += 1\n" + cheat +
+           "        self.last = torch.tanh(x) * self.scale + x\n"
+           "        return self.last\n")
+    out = run(tmp_path, monkeypatch, "", fwd)
+    assert out["verdict"] == "incorrect" and out["error"] in errors, out.get("message")
+
+
+def test_a_patch_made_while_timing_is_caught(tmp_path, monkeypatch):
+    """The reference slowed only once timing has started (past the checks): the
+    verification at random rounds and at the end sees it."""
+    body = "_t = torch.tanh\n_slow = lambda x: _t(x.double()).float()\n"
+    fwd = ("    def forward(self, x):\n"
+           "        self.calls += 1\n"
+           "        if self.calls == %d:\n"
+           "            vars(torch)['tanh'] = _slow\n"
+           "        return _t(x) * self.scale + x\n" % (CHECKED_CALLS + 4))
+    out = run(tmp_path, monkeypatch, body, fwd)
+    assert verdict(out) == ("rejected", "tampering") and "torch.tanh" in out["message"]
