@@ -149,6 +149,10 @@ class TimingResult(Stage):
     # is kept above (its CI widened to cover both), the other session's figures here.
     other_session_speedup: float | None = None
     other_session_ci: tuple[float, float] | None = None
+    # Trust diagnostics: the reference's time per call in this session over its time before
+    # the candidate was loaded, and profiled timed calls' time over the unprofiled ones.
+    reference_drift: float | None = None
+    profiled_ratio: float | None = None
 
 
 @dataclass

@@ -39,6 +39,7 @@ step() {
         --suite tasks --label fixtures --db "sqlite:///$X/fixtures.db" 2>&1 | tail -25
       run=$(python3 -c "from kernelsmith.store.runs import RunStore; print(RunStore('sqlite:///$X/fixtures.db').list_runs()[0].id)")
       python3 scripts/fixture_generations.py check $X/fx.jsonl "$run" --db "sqlite:///$X/fixtures.db"
+      python3 scripts/trust_stats.py "sqlite:///$X/fixtures.db" "$run"
       $KS leaderboard --db "sqlite:///$X/fixtures.db" --format md --out $X/leaderboard.md && cat $X/leaderboard.md ;;
     hostile) python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_hostile_gpu.py ;;  # KS_HOSTILE_ONLY=regex
     timing) python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_timing_gpu.py 2>&1 | tail -40 ;;

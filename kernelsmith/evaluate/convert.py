@@ -112,6 +112,7 @@ def _timing(t: dict, verdict: Verdict, res: EvalResult, baseline: dict | None) -
     launch = t.get("launch_ms") or {}
     tr.candidate_launch_ms, tr.eager_launch_ms = launch.get("candidate"), launch.get("eager")
     tr.speedup_back_to_back = back_to_back(tr)
+    tr.reference_drift, tr.profiled_ratio = t.get("reference_drift"), t.get("profiled_ratio")
     if t.get("bound"):
         tr.bound = Bound(**t["bound"])
     if baseline and baseline.get("ratio") and tr.speedup_eager and tr.eager:
