@@ -148,6 +148,7 @@ class Evaluation:
         s = self.surface = surface.current()
         s.probe("the dispatcher's kernels for the reference's ops", lambda: integrity.dispatcher_state(self.prep.ops))
         s.probe("the reference model's state", lambda: integrity.model_state(self.ref))
+        s.probe("nn.Module's global hooks", integrity.global_hooks)
         s.probe("the environment", lambda: dict(os.environ))
         s.probe("the checker's settings", lambda: (self.settings, repr(sorted(self.args.items(), key=lambda kv: kv[0]))))
         s.rebase()

@@ -145,12 +145,26 @@ def dispatcher_state(ops: set[str]) -> tuple:
     return tuple((op, torch._C._dispatch_dump(op)) for op in sorted(ops))
 
 
+_MODULE_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
+                 "_state_dict_hooks", "_load_state_dict_pre_hooks")
+
+
+def global_hooks() -> tuple:
+    """How many hooks every nn.Module runs (register_module_forward_hook and kin live in
+    module-level dicts that are filled in place, so namespaces alone do not show them)."""
+    import torch.nn.modules.module as mm
+
+    return tuple((k, len(v)) for k, v in sorted(vars(mm).items())
+                 if k.startswith("_global_") and isinstance(v, dict))
+
+
 def model_state(model: torch.nn.Module) -> tuple:
     """Identity of every attribute of every submodule, and each parameter's and buffer's
     storage and version counter (in-place writes bump it)."""
     out = []
     for name, m in model.named_modules():
-        out.append((name, id(type(m)), tuple((k, id(v)) for k, v in vars(m).items()),
+        hooks = tuple(len(getattr(m, h, None) or ()) for h in _MODULE_HOOKS)
+        out.append((name, id(type(m)), hooks, tuple((k, id(v)) for k, v in vars(m).items()),
                     tuple((k, id(v)) for k, v in m._parameters.items()),
                     tuple((k, id(v)) for k, v in m._buffers.items())))
         for t in list(m._parameters.values()) + list(m._buffers.values()):

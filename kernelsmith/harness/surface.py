@@ -26,6 +26,17 @@ from typing import Any, Callable
 
 _DATA = (bool, int, float, complex, str, bytes, type(None), tuple, list, dict, set, frozenset)
 _SKIP_MODULES = ("__main__", "__mp_main__", "ks_candidate")
+# Outside the surface: torch.compile's stack, distributed, quantization, export and the
+# symbolic maths under them. Eager reference code and the checker never run them, and
+# they hold most of the interpreter's namespaces (a third of the cost of a verification
+# each); docs/guarantees.md lists this as an assumption.
+_SKIP_PREFIXES = tuple(p + "." for p in (
+    "torch._dynamo", "torch._inductor", "torch.distributed", "torch.fx", "torch.ao", "torch.onnx", "torch._export",
+    "torch.export", "torch._higher_order_ops", "torch._numpy", "torch._functorch", "torch.distributions",
+    "torch.testing", "torch.utils.tensorboard", "torch._lazy", "torch.quantization", "torch.package",
+    "torch.utils.benchmark", "torch._strobelight", "sympy", "mpmath", "networkx", "jinja2"))
+_SKIP_PREFIXES += tuple(p[:-1] for p in _SKIP_PREFIXES)  # the packages themselves
+_IMMUTABLE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: attributes cannot be set, nothing to watch
 # Modules whose plain data is checker state too (tolerances, thresholds, configs).
 _STRICT = ("kernelsmith.", "ks_task")
 # A class attribute added later matters when it shadows one it inherits, or hooks lookup.
@@ -79,7 +90,8 @@ class Surface:
         with warnings.catch_warnings():  # deprecated aliases warn when looked at
             warnings.simplefilter("ignore")
             for name, mod in list(sys.modules.items()):
-                if name in self.modules or name in _SKIP_MODULES or not isinstance(mod, types.ModuleType):
+                if name in self.modules or name in _SKIP_MODULES or not isinstance(mod, types.ModuleType) \
+                        or name.startswith(_SKIP_PREFIXES):
                     continue
                 d = getattr(mod, "__dict__", None)
                 if not isinstance(d, dict):
@@ -93,7 +105,7 @@ class Surface:
         return self
 
     def _add_class(self, cls: type, seen_funcs: set) -> None:
-        if id(cls) in self.classes:
+        if id(cls) in self.classes or cls.__flags__ & _IMMUTABLE:
             return
         try:
             snap = dict(cls.__dict__)

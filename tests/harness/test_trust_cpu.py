@@ -160,3 +160,9 @@ def test_a_patch_made_while_timing_is_caught(tmp_path, monkeypatch):
            "        return _t(x) * self.scale + x\n" % (CHECKED_CALLS + 4))
     out = run(tmp_path, monkeypatch, body, fwd)
     assert verdict(out) == ("rejected", "tampering") and "torch.tanh" in out["message"]
+
+
+def test_a_global_module_hook_is_tampering(tmp_path, monkeypatch):
+    body = "torch.nn.modules.module.register_module_forward_hook(lambda m, i, o: None)\n"
+    out = run(tmp_path, monkeypatch, body)
+    assert verdict(out) == ("rejected", "tampering") and "global hooks" in out["message"]
