@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HARNESS_VERSION = "4"  # bump when a change to the harness invalidates cached results
+HARNESS_VERSION = "5"  # bump when a change to the harness invalidates cached results
 
 
 def home() -> Path:

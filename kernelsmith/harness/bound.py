@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from kernelsmith.harness.tensors import poison
+
 
 def _nbytes(obj) -> int:
     if isinstance(obj, torch.Tensor):
@@ -23,7 +25,9 @@ def count(model: torch.nn.Module, inputs: list) -> tuple[float, float]:
         out = model(*inputs)
     flops = float(counter.get_total_flops())
     state = sum(_nbytes(t) for t in list(model.parameters()) + list(model.buffers()))
-    return flops, float(_nbytes(inputs) + _nbytes(out) + state)
+    nbytes = float(_nbytes(inputs) + _nbytes(out) + state)
+    poison(out, tuple(model.parameters()) + tuple(model.buffers()))  # a correct result left in freed memory is one a candidate could return unwritten
+    return flops, nbytes
 
 
 def floor_ms(flops: float, nbytes: float, peak_flops: float, bandwidth: float) -> float:

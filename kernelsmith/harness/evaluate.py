@@ -234,8 +234,10 @@ class Evaluation:
             for a, b in zip(cand_in, trial.inputs):
                 if isinstance(a, torch.Tensor) and not torch.equal(a, b):
                     raise Stop("incorrect", "input_mutation", "forward modified its input tensors in place")
-            expected = trial.expected.open()
+            expected = trial.expected.open()  # opened only while no candidate code runs
             bad = self._compare(out, expected, cand_in)
+            poison(expected)
+            del expected
             res.update(max_abs_error=self.errors.max_abs, rel_error=self.errors.rel)
             if bad is not None:
                 res["detail"] = f"trial {t + 1}: {bad.detail}"
@@ -243,13 +245,16 @@ class Evaluation:
             if t == 0:  # determinism: the same inputs again, on re-poisoned memory
                 poison(out)  # the first output is gone: a second call must write its own
                 again = self._call_candidate(_clone(trial.inputs))
-                if not check.fast_close(again, expected, self.settings.atol, self.settings.rtol):
+                expected = trial.expected.open()
+                same = check.fast_close(again, expected, self.settings.atol, self.settings.rtol)
+                poison(expected)
+                if not same:
                     raise Stop("incorrect", "nondeterministic",
                                "two runs on the same inputs disagree beyond tolerance (a race or uninitialised memory)")
-                del again
+                del again, expected
             poison(out)
             res["trials_passed"] = t + 1
-            del out, expected, cand_in
+            del out, cand_in
         self._sparse_update_check()
         a, r = check.tolerance(self.prep.out_shapes[0][1] if self.prep.out_shapes else torch.float32,
                                self.settings.atol, self.settings.rtol)
@@ -269,7 +274,9 @@ class Evaluation:
         for rnd in self.prep.sparse_rounds:
             sparse_apply(inputs, rnd.fresh, rnd.plan)
             out = self._call_candidate(inputs)
-            bad = self._compare(out, rnd.expected.open(), inputs)
+            expected = rnd.expected.open()
+            bad = self._compare(out, expected, inputs)
+            poison(expected)
             if bad is not None:
                 raise Stop("incorrect", bad.error,
                            f"stale output: after 0.01% of the input's elements changed in place (same tensors, "

@@ -17,7 +17,7 @@ import torch
 
 from kernelsmith.harness import timing
 from kernelsmith.harness.integrity import OpRecorder
-from kernelsmith.harness.tensors import Sealed, clone, fresh_inputs, sparse_apply, sparse_plan
+from kernelsmith.harness.tensors import Sealed, clone, fresh_inputs, poison, sparse_apply, sparse_plan
 
 _sync = torch.cuda.synchronize
 _perf = time.perf_counter
@@ -57,13 +57,23 @@ def reference_call(ref):
     def call(*a):
         with torch.no_grad():
             return ref(*a)
+    call.ref = ref
     return call
+
+
+def weights(model) -> tuple:
+    """A model's parameters and buffers: a reference output that is one of them is never
+    poisoned (the reference would be changed)."""
+    if not isinstance(model, torch.nn.Module):
+        return ()
+    return tuple(model.parameters()) + tuple(model.buffers())
 
 
 def prepare(task, ref, dev, trials: int, flush, cfg: timing.TimingConfig | None) -> Prepared:
     """Inputs and sealed reference outputs for every check; with `cfg`, the pristine
     reference timing too. Raises what the reference raises (the caller calls it invalid)."""
     call = reference_call(ref)
+    keep = weights(ref)
     recorder = OpRecorder()
     t0 = _perf()
     with recorder:
@@ -78,7 +88,7 @@ def prepare(task, ref, dev, trials: int, flush, cfg: timing.TimingConfig | None)
                 ref_out = call(*clone(inputs))
         else:
             ref_out = call(*clone(inputs))
-        out.append(Trial(inputs, Sealed(ref_out)))
+        out.append(Trial(inputs, Sealed(ref_out, keep=keep)))
     _sync()
     shapes = [(tuple(t.shape), t.dtype) for t in _tensors(out[0].expected.open())]
     base = fresh_inputs(task, dev)
@@ -91,7 +101,7 @@ def prepare(task, ref, dev, trials: int, flush, cfg: timing.TimingConfig | None)
         plan = sparse_plan(state, SPARSE_FRAC, gen)
         if not sparse_apply(state, fresh, plan):
             break  # no float input large enough to change sparsely
-        rounds.append(SparseRound(fresh, plan, Sealed(call(*clone(state)))))
+        rounds.append(SparseRound(fresh, plan, Sealed(call(*clone(state)), keep=keep)))
     del state
     prep = Prepared(out, base, rounds, fresh_inputs(task, dev), fresh_inputs(task, dev), shapes,
                     recorder.ops, fresh_ms)
@@ -110,8 +120,11 @@ def _time_alone(call, task, dev, flush, cfg: timing.TimingConfig) -> dict:
         n["i"] += 1
         return clone(sets[n["i"] % 2])
 
-    timing.warmup(call, clone(sets[0]), short)
-    s = timing.interleave({"reference": call}, [args], flush, short)["reference"]
+    timing.warmup(call, clone(sets[0]), short, lambda out: poison(out, weights(call.ref)))
+    # every output poisoned before it is freed: a stale correct result must not lie around
+    keep = weights(call.ref)
+    s = timing.interleave({"reference": call}, [args], flush, short,
+                          lambda name, k, out, a: poison(out, keep))["reference"]
     return {"median_ms": timing.median_ci(s.event_ms)[0],
             "gap_ms": timing.median_ci([h - e for h, e in zip(s.host_ms, s.event_ms)])[0],
             "samples": len(s.event_ms)}

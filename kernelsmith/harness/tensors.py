@@ -93,19 +93,33 @@ def shapes_of(out) -> list:
     return [(tuple(t.shape), t.dtype) for t in flatten(out) if isinstance(t, torch.Tensor)]
 
 
-def poison(out) -> None:
+def poison(out, keep: tuple = ()) -> None:
     """Overwrite tensors in place (NaN, or 7 for integers): memory a call returned is
-    checked once, then holds nothing a later call could pass off as its own work."""
+    checked once, then holds nothing a later call could pass off as its own work. Tensors
+    sharing memory with one in `keep` (the reference's weights) are left alone."""
     with torch.no_grad():
         for t in flatten(out):
-            if type(t) is torch.Tensor and t.numel():
+            if type(t) is torch.Tensor and t.numel() and not _shares(t, keep):
                 t.fill_(float("nan") if t.is_floating_point() else 7)
+
+
+def _shares(t: torch.Tensor, others: tuple) -> bool:
+    if not others:
+        return False
+    s = t.untyped_storage()
+    a0, a1 = s.data_ptr(), s.data_ptr() + s.nbytes()
+    for o in others:
+        if isinstance(o, torch.Tensor) and o.device == t.device:
+            so = o.untyped_storage()
+            if a0 < so.data_ptr() + so.nbytes() and so.data_ptr() < a1:
+                return True
+    return False
 
 
 class Sealed:
     """A tensor (or tuple/list of them) held scrambled; see the module docstring."""
 
-    def __init__(self, out, poison_original: bool = True):
+    def __init__(self, out, poison_original: bool = True, keep: tuple = ()):
         self.kind = type(out) if isinstance(out, (tuple, list)) else None
         self.items = []
         for t in flatten(out):
@@ -117,7 +131,7 @@ class Sealed:
             bits.bitwise_xor_(key)
             self.items.append(("sealed", bits, (key, t.dtype, tuple(t.shape))))
         if poison_original:
-            poison(out)
+            poison(out, keep)
 
     def open(self):
         opened = []

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from kernelsmith.harness import bound, check, provenance, timing
-from kernelsmith.harness.prepare import Prepared, reference_call
+from kernelsmith.harness.prepare import Prepared, reference_call, weights
 from kernelsmith.harness.stops import Stop, classify
 from kernelsmith.harness.tensors import Sealed, clone, fresh_inputs, perturb, poison, poison_like
 
@@ -66,6 +66,7 @@ class _Timed:
         self.profiles: list[provenance.Provenance] = []
         self.rounds: dict[int, dict] = {}
         self.counter = {"round": -1, "n": 0, "rechecked": 0}
+        self.keep = weights(ev.ref)
         self.gen = torch.Generator(device=ev.dev)
         self.gen.manual_seed(secrets.randbits(62))
 
@@ -96,7 +97,7 @@ class _Timed:
         elif "candidate" in slot:
             slot["reference"] = result
         else:  # the candidate runs next, with this result in memory: seal it
-            slot["reference"] = Sealed(result)
+            slot["reference"] = Sealed(result, keep=self.keep)
         if "candidate" in slot and "reference" in slot:
             ref = slot["reference"]
             ref = ref.open() if isinstance(ref, Sealed) else ref
@@ -104,7 +105,7 @@ class _Timed:
                 raise Stop("incorrect", "timed_mismatch",
                            "an output produced while timing differs from the reference on the same inputs")
             poison(slot["candidate"])  # returned memory is used once
-            poison(ref)  # and a stale reference result is not left in freed memory
+            poison(ref, self.keep)  # and a stale reference result is not left in freed memory
             self.counter["rechecked"] += 1
             del self.rounds[self.counter["round"]]
 
@@ -136,8 +137,8 @@ class _Timed:
             self.amplitude = max(1e-3, min(0.1, 10 * rtol))  # a result cached earlier fails the tolerance
         ref, cand = reference_call(ev.ref), reference_call(ev.new)
         try:
-            timing.warmup(ref, clone(self.prep.warm_inputs), cfg)
-            timing.warmup(cand, clone(self.prep.warm_inputs), cfg)
+            timing.warmup(ref, clone(self.prep.warm_inputs), cfg, lambda out: poison(out, self.keep))
+            timing.warmup(cand, clone(self.prep.warm_inputs), cfg, poison)
             samples = timing.interleave({"reference": ref, "candidate": cand}, [self._args], ev.flush, cfg,
                                         self._on_output, self._around, self._between)
             for _ in range(min(2, self.limits.profiled_calls) - len(self.profiles)):  # the time cap came first

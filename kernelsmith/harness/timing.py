@@ -152,10 +152,13 @@ def _timed(fn, args, flush, start, end):
     return _elapsed(start, end), (h1 - h0) * 1e3, launch_ms, out
 
 
-def warmup(fn: Callable, args: list, cfg: TimingConfig) -> None:
+def warmup(fn: Callable, args: list, cfg: TimingConfig, on_output: Callable | None = None) -> None:
     t0, n = _perf(), 0
     while n < cfg.warmup_calls or (_perf() - t0) * 1e3 < cfg.warmup_ms:
-        fn(*args)
+        out = fn(*args)
+        if on_output is not None:
+            on_output(out)
+        del out
         _sync()
         n += 1
         if n > 1000:

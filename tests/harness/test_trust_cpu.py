@@ -166,3 +166,24 @@ def test_a_global_module_hook_is_tampering(tmp_path, monkeypatch):
     body = "torch.nn.modules.module.register_module_forward_hook(lambda m, i, o: None)\n"
     out = run(tmp_path, monkeypatch, body)
     assert verdict(out) == ("rejected", "tampering") and "global hooks" in out["message"]
+
+
+def test_an_output_never_written_gets_no_correct_stale_result(tmp_path, monkeypatch):
+    """12_empty_stale's trick, which passed trial 1 on the H200 before every harness-side
+    reference result (the FLOP count's included) was poisoned before being freed."""
+    fwd = "    def forward(self, x):\n        return torch.empty_like(x)\n"
+    out = run(tmp_path, monkeypatch, "", fwd)
+    assert out["verdict"] == "incorrect" and out["error"] in ("nan", "mismatch"), out.get("message")
+    assert out["message"].startswith("trial 1")
+
+
+def test_a_reference_returning_its_weights_is_not_poisoned(tmp_path, monkeypatch):
+    task = ch.TASK.replace("return torch.tanh(x) * self.scale + x",
+                           "return torch.tanh(x) * self.scale + x, self.w").replace(
+        "self.scale = scale", "self.scale = scale\n        self.w = nn.Parameter(torch.randn(64))")
+    cand = ch.HONEST.replace("return torch.tanh(x) * self.scale + x",
+                             "return torch.tanh(x) * self.scale + x, self.w.detach().clone()").replace(
+        "self.scale = scale", "self.scale = scale\n        self.w = nn.Parameter(torch.randn(64))")
+    ch.install(monkeypatch)
+    out = ch.evaluate(tmp_path, cand, task=task)
+    assert out["verdict"] == "correct", out.get("message")
