@@ -50,6 +50,17 @@ class ModelNew(nn.Module):
 '''
 
 
+def _args(workdir: Path, candidate: str, task: str) -> dict:
+    (workdir / "task.py").write_text(task)
+    (workdir / "cand.py").write_text(textwrap.dedent(candidate))
+    build = workdir / "build"
+    build.mkdir(exist_ok=True)
+    timing = {"min_samples": 15, "max_samples": 40, "max_seconds": 3.0, "target_ci": 0.5,
+              "warmup_ms": 1.0, "warm_ms": 0.0, "hide_launch": False}
+    return {"task_path": str(workdir / "task.py"), "candidate_path": str(workdir / "cand.py"),
+            "build_dir": str(build), "device": "cpu", "trials": 3, "timing": timing}
+
+
 class _Event:
     def __init__(self, enable_timing=True):
         self.t = 0.0
@@ -59,7 +70,8 @@ class _Event:
 
 
 def install(monkeypatch) -> None:
-    """Point the GPU-only seams at the CPU (before the surface is captured)."""
+    """Point the GPU-only seams at the CPU (before the surface is captured). `monkeypatch`
+    is pytest's, or anything with its setattr(obj, name, value) (a sandboxed job's)."""
     import torch
 
     from kernelsmith.harness import evaluate, prepare, provenance, timing
@@ -77,19 +89,27 @@ def install(monkeypatch) -> None:
     torch.set_num_threads(1)
 
 
+class Setter:
+    """monkeypatch.setattr for a process that dies after the job (a sandbox's child)."""
+
+    @staticmethod
+    def setattr(obj, name, value):
+        setattr(obj, name, value)
+
+
+def evaluate_here(workdir: Path, candidate: str, task: str = TASK) -> dict:
+    """One evaluation in this process (a sandboxed job: the job's process is thrown away)."""
+    from kernelsmith.harness import evaluate as ev
+
+    return ev.run(_args(workdir, candidate, task))
+
+
 def evaluate(tmp_path: Path, candidate: str, task: str = TASK, **args) -> dict:
     """One evaluation in a forked child (as the fork server runs them): what a hostile
     candidate changes in the interpreter dies with the child."""
     from kernelsmith.harness import evaluate as ev
 
-    (tmp_path / "task.py").write_text(task)
-    (tmp_path / "cand.py").write_text(textwrap.dedent(candidate))
-    build = tmp_path / "build"
-    build.mkdir(exist_ok=True)
-    timing = {"min_samples": 15, "max_samples": 40, "max_seconds": 3.0, "target_ci": 0.5,
-              "warmup_ms": 1.0, "warm_ms": 0.0, "hide_launch": False}
-    full = {"task_path": str(tmp_path / "task.py"), "candidate_path": str(tmp_path / "cand.py"),
-            "build_dir": str(build), "device": "cpu", "trials": 3, "timing": timing, **args}
+    full = {**_args(tmp_path, candidate, task), **args}
     rfd, wfd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: evaluate, report through the pipe, never return
