@@ -646,3 +646,48 @@ def test_main_guard_test_code_is_ignored():
                      "    print(torch.allclose(ModelNew()(x), torch.tanh(x)))\n")
     r = screen(code, TASK)
     assert r.ok and r.warnings == [], (r.message, r.warnings)
+
+
+def _inline_candidate(cpp_extra: str) -> str:
+    return f'''
+import torch
+from torch.utils.cpp_extension import load_inline
+cuda_src = r"""
+__global__ void k(const float* x, float* y, int n) {{ int i = blockIdx.x * blockDim.x + threadIdx.x; if (i < n) y[i] = x[i]; }}
+torch::Tensor run(torch::Tensor x) {{ auto y = torch::empty_like(x); k<<<(x.numel() + 255) / 256, 256>>>(x.data_ptr<float>(), y.data_ptr<float>(), x.numel()); return y; }}
+"""
+cpp_src = r"""{cpp_extra}
+torch::Tensor run(torch::Tensor x);
+"""
+mod = load_inline("m", cpp_src, cuda_sources=cuda_src, functions=["run"])
+class ModelNew(torch.nn.Module):
+    def __init__(self, *a):
+        super().__init__()
+    def forward(self, x):
+        return mod.run(x)
+'''
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("cpp,rule", [
+    ('static int _p = (py::exec("import torch"), 0);', "dynamic-code"),
+    ('static int _q = (py::module_::import("torch").attr("tanh") = py::none(), 0);', "dynamic-code"),
+    ("void f() { PyEval_GetFrame(); }", "dynamic-code"),
+    ("#define NS aten\nTORCH_LIBRARY_IMPL(NS, CUDA, m) { }", "harness-tampering"),
+    ("void g() { auto& d = c10::Dispatcher::singleton(); (void)d; }", "harness-tampering"),
+])
+def test_host_cpp_reaching_the_interpreter_or_the_dispatcher_is_rejected(cpp, rule):
+    """Issue 13: host C++ that runs Python, walks frames or registers operator kernels can
+    change what the reference runs on, out of the screen's sight."""
+    from kernelsmith.evaluate import static
+
+    r = static.screen(_inline_candidate(cpp), "import torch\n")
+    assert not r.ok and r.message.startswith(rule), r.message
+
+
+def test_plain_bindings_still_pass():
+    from kernelsmith.evaluate import static
+
+    assert static.screen(_inline_candidate(""), "import torch\n").ok

@@ -113,6 +113,16 @@ CUDA_RULES = [(rid, re.compile(rx), needles) for rid, rx, needles in [
     ("dynamic-code", r"\bdl(?:open|sym)\s*\(|#include\s*<dlfcn", ("dlopen", "dlsym", "dlfcn")),
     ("harness-tampering", r"TORCH_LIBRARY(?:_IMPL|_FRAGMENT)?\s*\(\s*aten\b|\bcudaDeviceReset\b",
      ("torch_library", "cudadevicereset")),
+    # registering kernels for operators that exist (any namespace, a macro can hide "aten"),
+    # or the dispatcher itself: the reference's ops would run the candidate's code
+    ("harness-tampering", r"\bTORCH_LIBRARY_(?:IMPL|FRAGMENT)\b|\bc10::Dispatcher\b|\bRegisterOperators\b|"
+     r"\bc10::impl::\w*(?:Dispatch|Tls|LocalDispatchKey)", ("torch_library", "dispatcher", "registeroperators", "c10::impl")),
+    # the Python interpreter reached from C++ (pybind11's exec/eval/import/attr, the C API):
+    # the screen cannot see what such code does; bindings (PYBIND11_MODULE, m.def) are fine
+    ("dynamic-code", r"\bpy(?:bind11)?::(?:exec|eval|eval_file|module_?::import|import|globals|getattr|setattr|hasattr|"
+     r"delattr|cast<py::object>)\b|\.attr\s*\(|\bPy(?:Run|Eval|Import|Frame|ThreadState|Object_SetAttr|Object_GetAttr|"
+     r"Dict_SetItem|Dict_GetItem|Module_GetDict|Sys_|Code_|Marshal|Interpreter|GILState)\w*|\bPy_(?:Compile|Initialize|"
+     r"Finalize|Main)\w*", ("py::", "pybind11::", ".attr", "py")),
     ("precision", r"__half\w*|__nv_bfloat16\w*|\bnv_bfloat16|cuda_(?:fp16|bf16)\.h|__float2(?:half|bfloat16)\w*|"
      r"\bhalf2\b|\bhalf\s*\*|precision::tf32|__float_to_tf32|\bat::(?:Half|BFloat16)\b|\bk(?:Half|BFloat16)\b|"
      r"\.(?:f16|bf16|tf32)\b", ("half", "bfloat16", "bf16", "tf32", "f16")),
