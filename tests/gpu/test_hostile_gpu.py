@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from kernelsmith.config import EvalConfig
+from kernelsmith.evaluate import static
 from kernelsmith.evaluate.evaluator import Evaluator
+from kernelsmith.results import StaticResult
 from kernelsmith.sandbox.local import LocalSandbox
 from kernelsmith.task import Task
 from tests.gpu.conftest import ROOT, load_manifest
@@ -22,6 +24,7 @@ HOSTILE = ROOT / "tests" / "fixtures" / "hostile"
 ENTRIES = load_manifest(HOSTILE / "manifest.json") if (HOSTILE / "manifest.json").exists() else []
 if os.environ.get("KS_HOSTILE_ONLY"):  # a regex over file names: re-run part of the corpus
     ENTRIES = [e for e in ENTRIES if re.search(os.environ["KS_HOSTILE_ONLY"], e["file"])]
+RUNTIME = [e for e in ENTRIES if e.get("runtime")]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +50,30 @@ def outcomes(tmp_path_factory):
                   f"next={after.verdict.value} | {bad.message[:150]!r}", flush=True)
         print(f"corpus: {len(ENTRIES)} entries, each followed by the honest candidate, in "
               f"{time.perf_counter() - t0:.0f} s", flush=True)
+        # The runtime alone: entries the static screen would stop anyway, evaluated as if it
+        # had let them through (their manifest `runtime` says what the harness must give).
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(static, "screen", lambda code, task_source=None: StaticResult(True, 0.0))
+            for e in RUNTIME:
+                bad = ev.evaluate(task, (HOSTILE / e["file"]).read_text())
+                after = ev.evaluate(task, good)
+                out["runtime:" + e["file"]] = (bad, after)
+                print(f"{time.perf_counter() - t0:6.1f}s RUNTIME {e['file']:32s} expect={e['runtime']['expect']:14s} "
+                      f"got={bad.verdict.value}/{bad.error.value} next={after.verdict.value} | {bad.message[:150]!r}",
+                      flush=True)
     return out
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("entry", RUNTIME, ids=[e["file"] for e in RUNTIME])
+def test_hostile_runtime_verdict(outcomes, entry):
+    """With the static screen out of the way, the runtime checks catch the entry."""
+    bad, after = outcomes["runtime:" + entry["file"]]
+    want = entry["runtime"]
+    detail = f"{bad.verdict.value}/{bad.error.value}: {bad.message[:300]}"
+    assert bad.verdict.value in want.get("accept", [want["expect"]]), detail
+    assert bad.error.value in want["errors"], detail
+    assert after.verdict.value == "correct", f"the honest candidate after it: {after.verdict.value}: {after.message}"
 
 
 @pytest.mark.gpu
