@@ -130,3 +130,19 @@ def test_cg_stale_beta_and_iteration_count(size):
     _check(model, [A, b], _cg(A, b, model.iters, stale_beta=True))
     _check(model, [A, b], _cg(A, b, model.iters - 1))  # one iteration short: not converged yet
     assert _excess(_cg(A, b, model.iters), model(A.double(), b.double())) < 0.1  # the re-enactment is faithful
+
+
+def test_fixture_generations_covers_the_hpc_fixtures():
+    import sys
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import fixture_generations as fg
+    finally:
+        sys.path.pop(0)
+    rows = fg.rows("hpc_")
+    assert len(rows) == 13 and {r["level"] for r in rows} == {1}
+    assert {r["problem_id"] for r in rows} == set(range(1, 7))
+    assert {r["fixture"]: r["expect"] for r in rows}["hpc_004_spmv_csr/wrong_empty_rows.py"] == "incorrect"
+    assert sum(r["expect"] == "correct" for r in rows) == 6
+    assert len(fg.rows()) > len(rows)  # the other suites' stems (levelN_...) still parse
