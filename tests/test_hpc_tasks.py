@@ -146,3 +146,21 @@ def test_fixture_generations_covers_the_hpc_fixtures():
     assert {r["fixture"]: r["expect"] for r in rows}["hpc_004_spmv_csr/wrong_empty_rows.py"] == "incorrect"
     assert sum(r["expect"] == "correct" for r in rows) == 6
     assert len(fg.rows()) > len(rows)  # the other suites' stems (levelN_...) still parse
+
+
+def test_recorded_generations_file_is_current_and_resolves():
+    import json
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "hpc" / "make_generations.py"), "--check"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(line) for line in (REPO / "benchmarks" / "hpc" / "generations.jsonl").read_text().splitlines()]
+    assert {r["language"] for r in rows} == {"cupy", "triton"}
+    assert sum(r["language"] == "triton" for r in rows) == 6
+    from kernelsmith.task import Task
+
+    for r in rows:  # every row's task resolves from the repository root, at the stated level / id
+        t = Task.load(REPO / r["task_path"])
+        assert t.name == f"{r['problem_id']:03d}_{r['name']}" and r["level"] == 1
