@@ -157,8 +157,16 @@ def test_recorded_generations_file_is_current_and_resolves():
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     rows = [json.loads(line) for line in (REPO / "benchmarks" / "hpc" / "generations.jsonl").read_text().splitlines()]
-    assert {r["language"] for r in rows} == {"cupy", "triton"}
-    assert sum(r["language"] == "triton" for r in rows) == 6
+    assert {r["language"] for r in rows} == {"cupy", "cuda", "triton"}
+    assert sum(r["language"] == "triton" for r in rows) == sum(r["language"] == "cuda" for r in rows) == 6
+    assert all(r.get("needs") == "triton" for r in rows if r["language"] == "triton")
+    from kernelsmith.evaluate import static
+    from kernelsmith.languages import detect
+
+    for r in rows:  # the language each row claims is the one its code imports; non-Triton rows pass the screen
+        assert detect(r["code"]) == r["language"], r["fixture"]
+        if r["language"] != "triton":
+            assert static.screen(r["code"], (REPO / r["task_path"]).read_text()).ok, r["fixture"]
     from kernelsmith.task import Task
 
     for r in rows:  # every row's task resolves from the repository root, at the stated level / id

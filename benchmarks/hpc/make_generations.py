@@ -1,6 +1,6 @@
 """The HPC suite's recorded generations: every CuPy fixture (tests/fixtures/solutions/hpc_*,
-correct and wrong) and every Triton candidate (benchmarks/hpc/triton/), one JSONL row each,
-with the verdict it must get. Rows name their task by a path relative to the repository root,
+correct and wrong), every CUDA C++ (load_inline) candidate (benchmarks/hpc/cuda/) and every
+Triton candidate (benchmarks/hpc/triton/), one JSONL row each, with the verdict it must get. Rows name their task by a path relative to the repository root,
 so run the bench from there:
 
     python benchmarks/hpc/make_generations.py            # (re)writes benchmarks/hpc/generations.jsonl
@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SOL = ROOT / "tests" / "fixtures" / "solutions"
-TRITON = Path(__file__).resolve().parent / "triton"
+HERE = Path(__file__).resolve().parent
 OUT = Path(__file__).resolve().parent / "generations.jsonl"
 
 
@@ -43,9 +43,10 @@ def rows() -> list[dict]:
         if stem.startswith("hpc_"):
             for fname, expect in entry["solutions"].items():
                 out.append(_row(ROOT / entry["task"], SOL / stem / fname, "cupy", expect, f"{stem}/{fname}"))
-    for f in sorted(TRITON.glob("[0-9]*.py")):
-        task = ROOT / "tasks" / "hpc" / "level1" / f.name
-        out.append(_row(task, f, "triton", "correct", f"benchmarks/hpc/triton/{f.name}", needs="triton"))
+    for lang, needs in (("cuda", ""), ("triton", "triton")):
+        for f in sorted((HERE / lang).glob("[0-9]*.py")):
+            task = ROOT / "tasks" / "hpc" / "level1" / f.name
+            out.append(_row(task, f, lang, "correct", f"benchmarks/hpc/{lang}/{f.name}", needs=needs))
     return out
 
 
