@@ -51,3 +51,22 @@ def test_trl_adapter_with_rule_gate(server):
     out = fn(prompts=["p", "p"], completions=[f"```python\n{FAST_CUPY}```", f"```python\n{FAST_TORCH}```"],
              task=["relu", "relu"])
     assert out == pytest.approx([1.0, 0.0])
+
+
+def test_trl_adapter_passes_a_language_column(server):
+    fn = make_trl_reward(server, TOKEN, reward="rule_gate", kwarg_columns=("language",))
+    out = fn(prompts=["p", "p"], completions=[FAST_CUPY, FAST_CUPY], task=["relu", "relu"],
+             language=["cupy", "triton"])
+    assert out == pytest.approx([1.0, 0.0])  # the second asked for Triton and got CuPy
+    with pytest.raises(ValueError, match="no 'language' column"):
+        fn(prompts=["p"], completions=[FAST_CUPY], task=["relu"])
+
+
+def test_verl_compute_score_takes_the_language_from_extra_info(server, monkeypatch):
+    from kernelsmith.serve.adapters import compute_score
+
+    monkeypatch.setenv("KERNELSMITH_SERVE_URL", server)
+    monkeypatch.setenv("KERNELSMITH_SERVE_TOKEN", TOKEN)
+    monkeypatch.setenv("KERNELSMITH_SERVE_REWARD", "rule_gate")
+    assert compute_score("hpc", FAST_CUPY, "relu", {"language": "cupy"}) == pytest.approx(1.0)
+    assert compute_score("hpc", FAST_CUPY, "relu", {"language": "numba"}) == 0.0
