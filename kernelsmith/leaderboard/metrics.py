@@ -156,10 +156,13 @@ def proficiency(first: Sequence[bool], k: int = PROFICIENCY_K) -> float | None:
       0.75 proficient     several correct codes, all of them ahead of every incorrect one
       1    expert         only correct code
 
-    The paper gives these levels in words (no correct code / a correct code among incorrect
-    ones / ... / only correct code); the counting rules above are this implementation's
-    reading of them, applied mechanically so runs compare. `first` is the correctness of the
-    suggestions in proposal order; only the first k count. None when there is none."""
+    The level names, their values and the 10-suggestion window follow the paper, which
+    describes each level in words (from no correct code to only correct code); the counting
+    rules above are this implementation's operationalisation of those words, applied
+    mechanically so runs compare (the paper's table was not at hand to compare word for word
+    when this was written: check it before quoting these levels as the paper's). `first` is
+    the correctness of the suggestions in proposal order; only the first k count. None when
+    there is none."""
     xs = [bool(x) for x in first[:k]]
     if not xs:
         return None
