@@ -31,7 +31,7 @@ from kernelsmith.task import Task, TaskError, content_hash, validate_source
 
 # Callers import the summaries and run_generations from here too (kept when they moved out).
 __all__ = [
-    "BenchOutcome", "TaskOutcome", "run_bench", "run_task_list",
+    "BenchOutcome", "TaskOutcome", "run_bench", "run_task_list", "sample_request",
     "Event", "LevelSummary", "summarize", "summary_table",
     "GenerationRow", "GenerationsOutcome", "generations_kind", "run_generations",
 ]
@@ -62,6 +62,19 @@ class BenchOutcome:
 
     def count(self, status: str) -> int:
         return sum(1 for t in self.tasks if t.status == status)
+
+
+def sample_request(req: OptimizeRequest, n: int) -> OptimizeRequest:
+    """`bench --samples N`: N independent samples per task (best-of-n, no feedback, budget N),
+    the draws that pass@k, fast_p@k and proficiency are estimated from (leaderboard)."""
+    if n < 1:
+        raise ValueError(f"--samples must be at least 1 (got {n})")
+    if req.strategy not in ("best-of-n", "refine"):  # refine: the flag's default, replaced
+        raise ValueError(f"--samples draws independent samples (strategy best-of-n); it cannot be combined "
+                         f"with --strategy {req.strategy}")
+    budget = dataclasses.replace(req.budget, max_candidates=n)
+    return dataclasses.replace(req, strategy="best-of-n", budget=budget,
+                               strategy_options={**req.strategy_options, "n": n})
 
 
 class _TaskStore:

@@ -88,6 +88,8 @@ def bench(
     base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible endpoint"),
     strategy: str = typer.Option("refine", help="refine | contrastive | evolve | best-of-n"),
     budget: int = typer.Option(16, min=1, help="candidates per task"),
+    samples: Optional[int] = typer.Option(None, help="N independent samples per task (best-of-n with budget N), "
+                                                     "for pass@k / fast_p@k / proficiency on the leaderboard"),
     option: List[str] = typer.Option([], "--option", "-o", help="strategy option KEY=VALUE (repeatable)"),
     resume: Optional[str] = typer.Option(None, help="continue the bench run with this id"),
     db: Optional[str] = typer.Option(None, help="SQLAlchemy URL of the run database (default sqlite runs.db)"),
@@ -104,7 +106,7 @@ def bench(
     """Benchmark: search every selected task (one per GPU at a time) or evaluate --generations;
     prints a per-level table (correct rate, fast_1, geometric mean speedup over eager)."""
     from kernelsmith.agent import OptimizeRequest, request_from_run
-    from kernelsmith.bench import run_bench, run_generations, run_task_list, summary_table
+    from kernelsmith.bench import run_bench, run_generations, run_task_list, sample_request, summary_table
     from kernelsmith.config import EvalConfig
     from kernelsmith.evaluate.evaluator import NoGPU
     from kernelsmith.evaluate.pool import EvaluatorPool, parse_gpus
@@ -141,6 +143,9 @@ def bench(
         except (RuntimeError, ValueError, OSError) as exc:
             _fail(str(exc))
 
+    if samples is not None and (generations is not None or resume):
+        _fail("--samples starts a new bench run; --generations rows are the samples themselves, and --resume "
+              "continues the run's own plan")
     if generations is not None:
         if suite is None and kernelbench is None and dataset is not None:
             _fail("--generations resolves references with --kernelbench PATH or --suite PATH (not --dataset)")
@@ -182,6 +187,11 @@ def bench(
         selected, skipped = loaded.tasks, loaded.skipped
         req = OptimizeRequest("", model or "", strategy, Budget(max_candidates=budget),
                               strategy_options=_options(option), base_url=base_url, seed=seed)
+        if samples is not None:
+            try:
+                req = sample_request(req, samples)
+            except ValueError as exc:
+                _fail(str(exc))
     req.sanitize, req.confirm = sanitize, confirm
     if not selected:
         _fail("no tasks selected" + (" (every selected task was skipped; see above)" if skipped else

@@ -1,7 +1,7 @@
 """The task suite's fixture solutions as a `bench --generations` file, and the check of a
 finished run against the verdicts the manifest expects.
 
-    python scripts/fixture_generations.py write OUT.jsonl
+    python scripts/fixture_generations.py write OUT.jsonl [--only hpc_]   # --only: stems with that prefix
     kernelsmith bench --generations OUT.jsonl --suite tasks/ --label fixtures [--gpus 0,1]
     python scripts/fixture_generations.py check OUT.jsonl RUN_ID [--db URL]
 
@@ -21,12 +21,16 @@ sys.path.insert(0, str(ROOT))
 SOL = ROOT / "tests" / "fixtures" / "solutions"
 
 
-def rows() -> list[dict]:
+def rows(prefix: str = "") -> list[dict]:
+    """One row per fixture of the tasks whose stem starts with `prefix` ("hpc_": the HPC suite)."""
     manifest = json.loads((SOL / "manifest.json").read_text())
     out = []
     for stem, entry in manifest.items():
-        m = re.match(r"level(\d+)_(\d+)_(.+)", stem)
-        level, pid, name = int(m.group(1)), int(m.group(2)), m.group(3)
+        if not stem.startswith(prefix):
+            continue
+        m = re.match(r"(?:level(\d+)|hpc)_(\d+)_(.+)", stem)  # hpc_NNN_name: the level is in the task path
+        level = int(m.group(1) or re.search(r"/level(\d+)/", entry["task"]).group(1))
+        pid, name = int(m.group(2)), m.group(3)
         for fname, expect in entry["solutions"].items():
             out.append({"level": level, "problem_id": pid, "name": name, "task_path": str(ROOT / entry["task"]),
                         "code": (SOL / stem / fname).read_text(), "fixture": f"{stem}/{fname}", "expect": expect})
@@ -64,8 +68,10 @@ def check(jsonl: Path, run_id: str, db: str | None) -> int:
 
 def main() -> None:
     if len(sys.argv) >= 3 and sys.argv[1] == "write":
-        Path(sys.argv[2]).write_text("".join(json.dumps(r) + "\n" for r in rows()))
-        print(f"wrote {len(rows())} rows to {sys.argv[2]}")
+        prefix = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else ""
+        out = rows(prefix)
+        Path(sys.argv[2]).write_text("".join(json.dumps(r) + "\n" for r in out))
+        print(f"wrote {len(out)} rows to {sys.argv[2]}")
     elif len(sys.argv) >= 4 and sys.argv[1] == "check":
         db = sys.argv[sys.argv.index("--db") + 1] if "--db" in sys.argv else None
         sys.exit(check(Path(sys.argv[2]), sys.argv[3], db))

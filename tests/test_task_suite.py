@@ -78,7 +78,19 @@ TASKS: dict[str, tuple[str, dict[str, int]]] = {
     "level3_002_attention_block": ("tasks/level3/002_attention_block.py", {"BATCH": 2, "SEQ": 19, "DIM": 24, "HEADS": 3}),
     "level3_003_transformer_layer": ("tasks/level3/003_transformer_layer.py", {"BATCH": 2, "SEQ": 13, "DIM": 24, "HEADS": 2}),
     "level3_004_residual_conv_block": ("tasks/level3/004_residual_conv_block.py", {"BATCH": 2, "CHANNELS": 5, "HEIGHT": 9, "WIDTH": 11}),
+    # the HPC suite (tasks/hpc/, docs/hpc.md); fixtures: correct_cupy.py + one or more wrong_<bug>.py
+    "hpc_001_axpy": ("tasks/hpc/level1/001_axpy.py", {"N": 1000 + 3}),
+    "hpc_002_gemv": ("tasks/hpc/level1/002_gemv.py", {"M": 70, "N": 301}),
+    "hpc_003_gemm": ("tasks/hpc/level1/003_gemm.py", {"M": 37, "N": 29, "K": 50}),
+    "hpc_004_spmv_csr": ("tasks/hpc/level1/004_spmv_csr.py", {"ROWS": 3000, "LONG_NNZ": 700}),
+    "hpc_005_jacobi2d": ("tasks/hpc/level1/005_jacobi2d.py", {"HEIGHT": 40, "WIDTH": 37}),
+    "hpc_006_cg": ("tasks/hpc/level1/006_cg.py", {"SIZE": 256}),
 }
+# tasks whose inputs include integer index tensors (CSR row pointers and column indices)
+INDEX_INPUTS = {"hpc_004_spmv_csr": (torch.int32,)}
+# tasks whose input sizes depend on drawn values (the CSR nonzero count): not buildable on the
+# meta device, so their full-size check draws the inputs on the CPU instead
+DATA_DEPENDENT = {"hpc_004_spmv_csr"}
 
 # Largest total size (inputs + output) a full-size task may have.
 MAX_FULL_SIZE_BYTES = 2 * 1024**3
@@ -140,7 +152,8 @@ def _fixture_files():
 
 
 def test_task_files_exist_and_are_listed():
-    found = {p.relative_to(REPO).as_posix() for p in TASKS_DIR.glob("level*/*.py")}
+    found = {p.relative_to(REPO).as_posix() for p in [*TASKS_DIR.glob("level*/*.py"), *TASKS_DIR.glob("hpc/level*/*.py")]}
+    assert {p for p in found if p.startswith("tasks/hpc/")} <= {rel for rel, _ in TASKS.values()}
     assert {rel for rel, _ in TASKS.values()} <= found
 
 
@@ -168,7 +181,8 @@ def test_task_runs_on_cpu_with_small_shapes(stem):
     inputs = module.get_inputs()
     assert isinstance(inputs, list) and inputs
     for t in inputs:
-        assert isinstance(t, torch.Tensor) and t.device.type == "cpu" and t.dtype == torch.float32
+        assert isinstance(t, torch.Tensor) and t.device.type == "cpu"
+        assert t.dtype == torch.float32 or t.dtype in INDEX_INPUTS.get(stem, ()), f"{stem}: input dtype {t.dtype}"
         assert t.abs().max() > 0, "inputs must not be all zeros"
     with torch.no_grad():
         out = model(*inputs)
@@ -189,7 +203,7 @@ def test_task_runs_on_cpu_with_small_shapes(stem):
 def test_task_full_size_fits(stem):
     """Full-size shapes, built on the meta device (no memory), stay under the size budget."""
     module = _load_task(stem, shrink=False)
-    with torch.device("meta"):
+    with torch.device("cpu" if stem in DATA_DEPENDENT else "meta"):
         model = module.Model(*module.get_init_inputs())
         inputs = module.get_inputs()
         out = model(*inputs)
@@ -207,6 +221,11 @@ def test_manifest_covers_every_task():
     for stem, entry in manifest.items():
         assert entry["task"] == TASKS[stem][0]
         assert (REPO / entry["task"]).is_file()
+        if stem.startswith("hpc_"):  # one fixture per bug the task's inputs must catch
+            wrong = {f for f in entry["solutions"] if f != "correct_cupy.py"}
+            assert entry["solutions"].get("correct_cupy.py") == "correct" and wrong
+            assert all(f.startswith("wrong_") and entry["solutions"][f] == "incorrect" for f in wrong)
+            continue
         assert entry["solutions"] in (
             {"correct_inline.py": "correct", "correct_cupy.py": "correct", "wrong.py": "incorrect"},
             {"correct_cupy.py": "correct", "wrong.py": "incorrect"},

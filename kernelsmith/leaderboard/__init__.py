@@ -29,6 +29,9 @@ candidate for; a task is identified by its hash, the hash of the exact reference
   n/a when the run cost nothing. Chosen over "(geomean - 1) per USD" because it never goes
   negative, is additive over tasks and does not depend on the speedups' spread.
 * replay: the run re-used recorded model outputs (any replayed LLM call, or model "replay:...").
+* language x task (lang_table): per run, kernel language (kernelsmith.languages.detect on the
+  candidate's code) and task, over the evaluated candidates in proposal order: pass@k and
+  fast_1@k (unbiased estimators) and the proficiency over the first 10 (metrics.proficiency).
 
 Reference sets (task versions drift): runs are ranked together ONLY when their sets of task
 hashes are identical. Runs over different hash sets (another version of a task, or a
@@ -57,6 +60,11 @@ DEFINITIONS = {
     "replayed": "the run re-used recorded model outputs",
     "reference_set": "runs are ranked together only when their sets of task hashes are identical",
     "rank": "within a reference set: fast_1, then geomean_eager_all, then fast_0 (descending), then age",
+    "languages": "per run, kernel language (by the candidate's imports) and task: n evaluated candidates, c correct",
+    "pass@k": "unbiased estimator 1 - C(n-c,k)/C(n,k) (Chen et al. 2021); null when n < k",
+    "fast_p@k": "pass@k's estimator over the candidates that are correct and faster than p x eager (p = 1 shown)",
+    "proficiency": "Godoy et al. 2023 over the first 10 candidates in proposal order: 0 none correct, 0.25 one, "
+                   "0.5 several mixed with incorrect ones, 0.75 several all ahead of the incorrect, 1 all correct",
 }
 
 from kernelsmith.leaderboard.build import Group, Leaderboard, RunEntry, build  # noqa: E402

@@ -42,6 +42,8 @@ class RunEntry:
     gpu_seconds: float = 0.0
     # harness versions of its evaluations ("?" for those recorded before versions were kept)
     harness: list[str] = field(default_factory=list)
+    # evaluated candidates per (language, task): pass@k, fast_p@k, proficiency (lang_table)
+    samples: list[mt.SampleStats] = field(default_factory=list)
     rank: int = 0
 
     @property
@@ -91,7 +93,8 @@ class RunEntry:
              "cost_per_task_usd": self.cost_per_task, "gpu_seconds_per_task": self.gpu_seconds_per_task,
              "wins": self.wins, "wins_per_usd": self.wins_per_usd,
              "levels": {k: v.to_dict() for k, v in self.levels.items()},
-             "fast_p_curve": [[p, f] for p, f in mt.curve(self.outcomes)]}
+             "fast_p_curve": [[p, f] for p, f in mt.curve(self.outcomes)],
+             "languages": [x.to_dict() for x in self.samples]}
         if with_tasks:
             d["tasks_detail"] = [_outcome_dict(o) for o in self.outcomes]
         return d
@@ -164,11 +167,11 @@ def load_run(s: Session, run: m.Run, tasks: dict[str, m.TaskRow], hardware: dict
     C, E, L = m.CandidateRow, m.Evaluation, m.LLMCall
     order: list[str] = [h for (h,) in s.execute(select(m.RunTask.task_hash).where(m.RunTask.run_id == run.id)
                                                  .order_by(m.RunTask.position, m.RunTask.task_hash))]
-    cands = s.execute(select(C.id, C.task_hash).where(C.run_id == run.id).order_by(C.seq)).all()
-    for _, th in cands:
+    cands = s.execute(select(C.id, C.task_hash, C.code).where(C.run_id == run.id).order_by(C.seq)).all()
+    for _, th, _ in cands:
         if th not in order:
             order.append(th)
-    per_task_cands: Counter[str] = Counter(th for _, th in cands)
+    per_task_cands: Counter[str] = Counter(th for _, th, _ in cands)
     evals = s.execute(select(E.id, E.candidate_id, E.verdict, E.speedup_eager, E.speedup_compile, E.candidate_ms,
                              E.eager_ms, E.compiled_ms, E.speedup_eager_ci_low, E.speedup_eager_ci_high,
                              E.gpu_seconds, E.hardware_id, E.harness, C.task_hash)
@@ -201,6 +204,7 @@ def load_run(s: Session, run: m.Run, tasks: dict[str, m.TaskRow], hardware: dict
             o.candidate_ms, o.eager_ms, o.compiled_ms = e.candidate_ms, e.eager_ms, e.compiled_ms
             o.ci = (e.speedup_eager_ci_low, e.speedup_eager_ci_high)
             o.best_candidate_id, o.best_evaluation_id, o.hardware_id = e.candidate_id, e.id, e.hardware_id
+    samples = _samples(cands, latest, outcomes)
     calls = s.execute(select(func.count(), func.sum(L.prompt_tokens), func.sum(L.completion_tokens),
                              func.sum(L.cost_usd), func.count().filter(L.replayed.is_(True)))
                       .where(L.run_id == run.id)).one()
@@ -220,7 +224,25 @@ def load_run(s: Session, run: m.Run, tasks: dict[str, m.TaskRow], hardware: dict
         replayed=bool(calls[4]) or run.model.startswith("replay:"), outcomes=outs, summary=mt.summarize(outs),
         levels=levels, llm_calls=int(calls[0] or 0), prompt_tokens=int(calls[1] or 0),
         completion_tokens=int(calls[2] or 0), cost_usd=float(calls[3] or 0.0), gpu_seconds=gpu_seconds,
-        harness=sorted(harness))
+        harness=sorted(harness), samples=samples)
+
+
+def _samples(cands: Sequence[Any], latest: dict[str, Any], outcomes: dict[str, mt.TaskOutcome]) -> list[mt.SampleStats]:
+    """Per (language, task), the run's evaluated candidates in proposal order (seq). The
+    language is the one the code imports (kernelsmith.languages.detect), "unknown" if none."""
+    from kernelsmith.languages import detect
+
+    by_key: dict[tuple[str, str], mt.SampleStats] = {}
+    for cid, th, code in cands:
+        e = latest.get(cid)
+        if e is None:  # proposed, never evaluated: not a sample
+            continue
+        lang = detect(code or "") or "unknown"
+        st = by_key.setdefault((lang, th), mt.SampleStats(lang, th, outcomes[th].name))
+        ok = e.verdict == "correct"
+        st.correct_in_order.append(ok)
+        st.speedups_in_order.append(e.speedup_eager if ok else None)
+    return sorted(by_key.values(), key=lambda x: (x.language, x.name, x.task_hash))
 
 
 def build(store_or_url: Any = None, run_ids: Sequence[str] | None = None, kind: str | None = None) -> Leaderboard:

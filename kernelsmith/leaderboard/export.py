@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from kernelsmith.leaderboard import lang_table
 from kernelsmith.leaderboard.build import Leaderboard, RunEntry
 from kernelsmith.leaderboard.metrics import Summary
 
@@ -90,6 +91,8 @@ def render_md(lb: Leaderboard) -> str:
         out += [f"- `{t['hash'][:12]}` {t['name']}" + (f" (level {t['level']})" if t["level"] is not None else "")
                 for t in g.tasks]
         out.append("")
+    if lang_table.any_samples(lb):
+        out += lang_table.render_md(lb)
     if lb.notes:
         out += ["## Notes", ""] + [f"- {n}" for n in lb.notes] + [""]
     return "\n".join(out)
@@ -153,11 +156,16 @@ def render(lb: Leaderboard, fmt: str) -> str:
 
 def write(lb: Leaderboard, fmt: str, out: str | Path, pngs: bool = True) -> list[Path]:
     """Write the export to ``out`` and (``pngs``) the two PNG plots next to it
-    (``<out stem>_fastp.png``, ``<out stem>_speedups.png``); returns the paths written."""
+    (``<out stem>_fastp.png``, ``<out stem>_speedups.png``); a CSV export also writes the
+    language x task table as ``<out stem>_languages.csv``. Returns the paths written."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(lb, fmt), encoding="utf-8")
     written = [out]
+    if fmt == "csv":
+        langs = out.with_name(out.stem + "_languages.csv")
+        langs.write_text(lang_table.render_csv(lb), encoding="utf-8")
+        written.append(langs)
     if pngs:
         from kernelsmith.leaderboard.plots import write_pngs
 

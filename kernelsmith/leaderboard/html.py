@@ -8,6 +8,7 @@ import json
 import math
 from html import escape
 
+from kernelsmith.leaderboard import lang_table
 from kernelsmith.leaderboard.build import Leaderboard
 from kernelsmith.leaderboard.export import HEADER, columns, fnum, fx, row_values
 from kernelsmith.leaderboard.plots import svg_fastp, svg_speedups
@@ -117,6 +118,8 @@ def render_html(lb: Leaderboard) -> str:
         out += [f"<li><code>{escape(t['hash'][:12])}</code> {escape(t['name'])}"
                 + (f" (L{t['level']})" if t["level"] is not None else "") + "</li>" for t in g.tasks]
         out.append("</ul></details></section>")
+    if lang_table.any_samples(lb):
+        out += lang_table.render_html(lb)
     if lb.notes:
         out.append("<h2>Notes</h2><ul class=\"notes\">" + "".join(f"<li>{escape(n)}</li>" for n in lb.notes)
                    + "</ul>")

@@ -8,8 +8,10 @@ TRL (GRPOTrainer(reward_funcs=[...])):
 
 verl (custom_reward_function.path=kernelsmith/serve/adapters.py, name=compute_score):
     compute_score(data_source, solution_str, ground_truth, extra_info=None) -> float
-    The task name is ground_truth (a string) or extra_info["task"]; the server from the
-    environment: KERNELSMITH_SERVE_URL (default http://127.0.0.1:8000), KERNELSMITH_SERVE_TOKEN.
+    The task name is ground_truth (a string) or extra_info["task"]; extra_info["language"], if
+    set, goes to the reward (the rule rewards' target language); the server and reward from the
+    environment: KERNELSMITH_SERVE_URL (default http://127.0.0.1:8000), KERNELSMITH_SERVE_TOKEN,
+    KERNELSMITH_SERVE_REWARD.
 
 OpenRLHF (--remote_rm_url http://host:8000/get_reward?token=TOKEN): the server itself speaks
 the protocol; `openrlhf_reward` below is the same call made from Python, for tests and scripts.
@@ -90,9 +92,12 @@ def score(url: str, token: str | None, items: list[dict], reward: str | None = N
 # --- TRL ----------------------------------------------------------------------------------
 
 def make_trl_reward(url: str, token: str | None = None, task_column: str = "task", reward: str | None = None,
-                    name: str | None = None, timeout: float = 3600.0):
+                    name: str | None = None, timeout: float = 3600.0, reward_kwargs: dict | None = None,
+                    kwarg_columns: tuple[str, ...] = ()):
     """A reward function with GRPOTrainer's signature: fn(prompts, completions, **kwargs) -> list[float | None].
-    kwargs[task_column] holds each completion's task name (a dataset column)."""
+    kwargs[task_column] holds each completion's task name (a dataset column). `reward_kwargs` go
+    to the reward as they are; each of `kwarg_columns` (e.g. "language" for the rule rewards) as
+    the list of that dataset column's per-completion values."""
 
     def fn(prompts=None, completions=None, **kwargs) -> list[float | None]:
         completions = list(completions or [])
@@ -105,7 +110,12 @@ def make_trl_reward(url: str, token: str | None = None, task_column: str = "task
         if not completions:
             return []
         items = [{"task": t, "completion": _text(c)} for t, c in zip(tasks, completions)]
-        return [r["reward"] for r in score(url, token, items, reward, timeout)]
+        extra = dict(reward_kwargs or {})
+        for col in kwarg_columns:
+            if col not in kwargs:
+                raise ValueError(f"the dataset has no {col!r} column (make_trl_reward(..., kwarg_columns=...))")
+            extra[col] = list(kwargs[col])
+        return [r["reward"] for r in score(url, token, items, reward, timeout, **extra)]
 
     fn.__name__ = name or f"kernelsmith_{reward or 'reward'}"
     fn.__qualname__ = fn.__name__
@@ -132,8 +142,9 @@ def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kw
     url = os.environ.get("KERNELSMITH_SERVE_URL", DEFAULT_URL)
     token = os.environ.get("KERNELSMITH_SERVE_TOKEN")
     reward = os.environ.get("KERNELSMITH_SERVE_REWARD") or None
+    extra = {"language": extra_info["language"]} if isinstance(extra_info, dict) and extra_info.get("language") else {}
     res = score(url, token, [{"task": _task_from(ground_truth, extra_info), "completion": _text(solution_str)}],
-                reward)
+                reward, **extra)
     r = res[0]["reward"]
     return 0.0 if r is None else float(r)
 
