@@ -12,6 +12,8 @@
 #   spreadab  timing spread (6 kernels, each evaluated twice) with the defaults (launch hidden,
 #             2 ms of GPU warmth before each call) and with one plain flush; one sitting [issue 2]
 #   optimize  the whole optimize loop with scripted real kernels              [issue 3]
+#   harnessab seconds per candidate, this harness against .old-harness, one sitting [issue 13]
+#   hpc       HPC suite: reference timings, recorded generations through bench, language table [issue 16]
 #   tools     Nsight Compute profile and compute-sanitizer through the evaluator [issues 3, 5]
 #   serve     the reward server scoring a batch through the TRL/verl/OpenRLHF clients [issue 6]
 #   overhead  host launch overhead against kernel time, CuPy and load_inline  [issue 2]
@@ -53,6 +55,16 @@ step() {
           $opts | grep -E "^spread|^soak"
       done ;;
     optimize) python3 scripts/device_optimize.py $X/optimize ;;
+    harnessab)  # seconds per candidate, this tree against .old-harness (carry it; see the benchmark's docstring)
+      python3 benchmarks/harness_overhead.py --old .old-harness --n "${AB_N:-24}" --rounds "${AB_ROUNDS:-2}" \
+        --json $X/harness_overhead.json ;;
+    hpc)  # the HPC suite: reference timings, then the recorded generations through bench
+      python3 benchmarks/hpc_reference.py --json $X/hpc_reference.json
+      KERNELSMITH_COMPILE_BASELINE=0 $KS bench --generations benchmarks/hpc/generations.jsonl --suite tasks/hpc \
+        --label hpc-recorded --db "sqlite:///$X/hpc.db" 2>&1 | tail -12
+      run=$(python3 -c "from kernelsmith.store.runs import RunStore; print(RunStore('sqlite:///$X/hpc.db').list_runs()[0].id)")
+      python3 scripts/fixture_generations.py check benchmarks/hpc/generations.jsonl "$run" --db "sqlite:///$X/hpc.db"
+      $KS leaderboard --db "sqlite:///$X/hpc.db" --format md --out $X/hpc_board.md && cat $X/hpc_board.md ;;
     tools) python3 scripts/device_tools.py ${TOOLS_CASES:-} ;;
     serve) python3 scripts/device_serve.py ;;
     overhead) python3 scripts/device_overhead.py tasks/level1/001_leaky_relu_scale.py \
