@@ -113,19 +113,28 @@ class ToolingEvaluator:
         for (task, code), r in zip(items, results):
             if not (r.correct and r.speedup and r.speedup > self.best):
                 continue
-            if self.do_sanitize:
-                r.sanitizer = self._tool("sanitize", task, code)
-                if re.search(r"\b(memcheck|racecheck): [1-9]\d* error", r.sanitizer):
-                    r.verdict, r.error = Verdict.INCORRECT, ErrorClass.SANITIZER
-                    r.message = f"compute-sanitizer: {r.sanitizer}"
-                    continue
-            if self.do_confirm and not self._confirm(task, code, r):
-                continue
-            if r.speedup > self.best:  # confirming can lower it below the best
-                self.best = r.speedup
-                if self.do_profile:
-                    r.profile = self._tool("profile", task, code)
+            self._verify(task, code, r)
+            # The checks may have disqualified the kernel or lowered its speedup: the
+            # evaluator's cache takes the final verdict, the same one the caller records.
+            settle = getattr(self.inner, "settle", None)
+            if settle is not None and (self.do_sanitize or self.do_confirm):
+                settle(task, code, r)
         return results
+
+    def _verify(self, task, code, r: EvalResult) -> None:
+        """The checks of a would-be best, in order; each may disqualify it (in place)."""
+        if self.do_sanitize:
+            r.sanitizer = self._tool("sanitize", task, code)
+            if re.search(r"\b(memcheck|racecheck): [1-9]\d* error", r.sanitizer):
+                r.verdict, r.error = Verdict.INCORRECT, ErrorClass.SANITIZER
+                r.message = f"compute-sanitizer: {r.sanitizer}"
+                return
+        if self.do_confirm and not self._confirm(task, code, r):
+            return
+        if r.speedup > self.best:  # confirming can lower it below the best
+            self.best = r.speedup
+            if self.do_profile:
+                r.profile = self._tool("profile", task, code)
 
     def _confirm(self, task, code, r: EvalResult) -> bool:
         """Evaluate again; False when the kernel failed the second evaluation."""

@@ -297,6 +297,21 @@ class Evaluator:
             self.results.put(self._result_key(task, chash), res.to_dict())
         return res
 
+    def settle(self, task: Task, code: str, result: EvalResult) -> None:
+        """Record a result's final verdict: the checks run on a would-be best after its first
+        evaluation (compute-sanitizer, the confirming second evaluation) may disqualify it or
+        lower its speedup, and the cache must then hold what the run store records, not the
+        unconfirmed first result (a later run, bench or serve request would read that back).
+        Only replaces an entry the cache holds: what was never cacheable stays out."""
+        if not self.config.use_cache:
+            return
+        k = self._result_key(task, hashlib.sha256(code.encode()).hexdigest())
+        if self.results.get(k) is None:
+            return
+        final = result.to_dict()
+        final["cached"] = False  # as stored: a later read marks its own hit
+        self.results.put(k, final)
+
     def _tool_job(self, job: str, task: Task, code: str, extra: dict) -> dict:
         cand, tpath, build, _ = self._paths(task, code)
         comp = self._compile(cand, build)

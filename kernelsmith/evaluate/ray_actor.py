@@ -14,7 +14,7 @@ from kernelsmith.config import EvalConfig
 from kernelsmith.evaluate.evaluator import OK_MARKER
 from kernelsmith.evaluate.ray_builds import compile_job, install_tree
 from kernelsmith.evaluate.ray_runtime import load_factory, node_id
-from kernelsmith.results import _encode
+from kernelsmith.results import EvalResult, _encode
 from kernelsmith.task import Task
 
 
@@ -61,6 +61,12 @@ class _EvalActor:
         """A second, independent evaluation (see Evaluator.retime); None when unsupported."""
         run = getattr(self.ev, "retime", None)
         return _to_dict(run(Task.from_source(src, path), code)) if run is not None else None
+
+    def settle(self, src: str, path: str, code: str, result: dict) -> None:
+        """Record a checked result's final verdict in this actor's cache (Evaluator.settle)."""
+        run = getattr(self.ev, "settle", None)
+        if run is not None:
+            run(Task.from_source(src, path), code, EvalResult.from_dict(result))
 
     def tool(self, name: str, src: str, path: str, code: str) -> str:
         """compute-sanitizer ("sanitize") or Nsight Compute ("profile") on this actor's GPU."""

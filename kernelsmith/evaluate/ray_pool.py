@@ -128,6 +128,16 @@ class RayEvaluator:
             return None
         return EvalResult.from_dict(got) if got is not None else None
 
+    def settle(self, task: Task, code: str, result: EvalResult) -> None:
+        """The final verdict of a checked would-be best into the actor's result cache (see
+        Evaluator.settle); a lost actor loses its cache with it."""
+        import ray
+
+        try:
+            ray.get(self.actor.settle.remote(task.source, str(task.path), code, result.to_dict()))
+        except Exception as exc:  # noqa: BLE001 - a lost actor
+            log.warning("could not record the final verdict on the actor: %s", _short(exc))
+
     def sanitize(self, task: Task, code: str) -> str:
         return self._tool("sanitize", task, code)
 
