@@ -11,6 +11,7 @@ interpreter's whole state is recorded then (surface.py) and verified after every
 
 from __future__ import annotations
 
+import gc
 import os
 import secrets
 import time
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from kernelsmith.harness import bound, check, integrity, probe, provenance, surface, timed, timing
+from kernelsmith.harness import bound, check, integrity, probe, provenance, seal, surface, timed, timing
 from kernelsmith.harness.loader import Capture, load_module, patch_cupy, patch_load_inline
 from kernelsmith.harness.prepare import Prepared, prepare
 from kernelsmith.harness.stops import CUDA_FAULT_MARKERS, Stop, classify  # noqa: F401 - re-exported
@@ -84,11 +85,24 @@ class Evaluation:
         self._load_task()
         self.wall["startup"] = _perf() - t0
         t1 = _perf()
-        self._load_candidate()
+        self._watch_candidate()
+        # The seal on the verifier lives in this frame's locals from here on, and the checks
+        # below run as this frame's own bytecode: a candidate that replaces verify(), the
+        # surface's diff or timed.run() cannot also replace these (seal.py says why).
+        seal_check, seal_code, seal_defaults, seal_record = seal.capture()
+
+        def sealed(when: str) -> None:
+            if seal_check.__code__ is not seal_code or seal_check.__defaults__ is not seal_defaults:
+                raise Stop("rejected", "tampering", f"while {when} the candidate replaced the verifier's seal")
+            seal_check(seal_record, when)
+
+        self._import_candidate()
+        sealed("loading")
         self.wall["load"] = _perf() - t1
         t2 = _perf()
         self._check()
         self.wall["check.trials"] = _perf() - t2
+        sealed("checking")
         self.verify("checking", deep=True)
         self.names = provenance.kernel_names(self.capture)
         if not self.names:
@@ -101,6 +115,12 @@ class Evaluation:
             integrity.reset_persisting_l2(self.snapshot.l2_limit)
             self.out["timing"] = timed.run(self, self.prep, self.timing_cfg, self.settings.limits)
             self.wall["time"] = _perf() - t3
+        # The candidate's objects go before the last check, so no finalizer of theirs runs
+        # after it (on the result's way out of the process).
+        self.new = None
+        gc.collect()
+        sealed("timing" if not self.settings.skip_timing else "profiling")
+        self.verify("finishing", deep=True)
         self.out.update(verdict="correct", error="none", message="")
         return self.out
 
@@ -154,7 +174,8 @@ class Evaluation:
         s.rebase()
         self.wall["load.surface"] = _perf() - t
 
-    def _load_candidate(self) -> None:
+    def _watch_candidate(self) -> None:
+        """Everything recorded before the candidate's import: patches, snapshot, surface."""
         self.snapshot = integrity.Snapshot()
         self.capture = Capture()
         patch_load_inline(self.args["build_dir"], self.capture)
@@ -165,6 +186,8 @@ class Evaluation:
         except Exception:  # noqa: BLE001 - CuPy absent: CuPy candidates fail at import
             pass
         self._watch()
+
+    def _import_candidate(self) -> None:
         try:
             mod = load_module(self.args["candidate_path"], "ks_candidate")
         except Exception as exc:  # noqa: BLE001
@@ -323,7 +346,10 @@ def run(args: dict) -> dict:
     try:
         return ev.run()
     except Stop as stop:
+        if stop.verdict == "correct":  # only ev.run() says correct: this Stop was forged
+            stop = Stop("rejected", "tampering", "the candidate raised the harness's own Stop to end the evaluation")
         ev.out.update(verdict=stop.verdict, error=stop.error, message=stop.message)
+        ev.out.pop("timing", None)  # a verdict other than correct carries no speed
         ev.out["wall"] = ev.wall
         return ev.out
     finally:

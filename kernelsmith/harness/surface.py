@@ -17,8 +17,10 @@ made by torch and the harness themselves are not blamed on the candidate.
 
 from __future__ import annotations
 
+import builtins
 import operator
 import os
+import re
 import sys
 import types
 import warnings
@@ -43,6 +45,7 @@ _STRICT = ("kernelsmith.", "ks_task")
 _HOOKS = frozenset(("__getattr__", "__getattribute__", "__call__", "__torch_function__", "__torch_dispatch__",
                     "__init_subclass__", "__class_getitem__", "__set__", "__get__"))
 _is = operator.is_
+_BUILTINS = frozenset(builtins.__dict__)
 _code = operator.attrgetter("__code__")
 _defaults = operator.attrgetter("__defaults__")
 
@@ -157,6 +160,8 @@ class Surface:
                 out.append(f"module {name} became a {type(mod).__name__}")
             if not _module_same(rec):
                 out += _module_changes(name, snap, mod.__dict__)
+            if len(mod.__dict__) > len(snap):
+                out += _shadows(name, mod.__dict__, len(snap))
             if data:
                 d = mod.__dict__
                 out += [f"{name}.{k} changed" for k, r in data if _data_repr(d.get(k)) != r]
@@ -210,9 +215,23 @@ def _module_changes(name: str, snap: dict, d: dict) -> list[str]:
             continue
         if new is _MISSING:
             out.append(f"{name}.{k} was deleted")
-        elif not _benign(old, new):
+        elif not _benign(old, new) and not _lazy(old, new):
             out.append(f"{name}.{k} was replaced")
     return out
+
+
+def _shadows(name: str, d: dict, known: int) -> list[str]:
+    """Names added to a module that shadow a builtin its code calls (`all`, `len`, ...):
+    the module's functions would find them first. Submodules (a package's attributes
+    appear as they are imported) are not shadows."""
+    return [f"{name}.{k} was added, shadowing the builtin" for k in list(d)[known:]
+            if k in _BUILTINS and not isinstance(d[k], types.ModuleType)]
+
+
+def _lazy(old: Any, new: Any) -> bool:
+    """A library's lazily compiled regular expression (pkgutil._NAME_PATTERN: None until
+    the first resolve_name), not a replacement."""
+    return old is None and isinstance(new, re.Pattern)
 
 
 def _class_changes(cls: type, snap: dict, d) -> list[str]:

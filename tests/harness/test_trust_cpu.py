@@ -187,3 +187,97 @@ def test_a_reference_returning_its_weights_is_not_poisoned(tmp_path, monkeypatch
     ch.install(monkeypatch)
     out = ch.evaluate(tmp_path, cand, task=task)
     assert out["verdict"] == "correct", out.get("message")
+
+
+# -- class 3: the verifier itself (seal.py) -------------------------------------------
+# Each replaces a piece of the verifier so that it approves anything, then cheats where
+# that verifier would have looked. Without the seal each of these came out `correct`
+# or `incorrect` for the wrong reason.
+WRONG = "    def forward(self, x):\n        return x * 0 + 1\n"
+BLIND_SURFACE = ("_s = sys.modules['kernelsmith.harness.surface']\n"
+                 "_s.Surface.diff = lambda self, limit=8: []\n"
+                 "_i = sys.modules['kernelsmith.harness.integrity']\n"
+                 "_i.Snapshot.tampered = lambda self: []\n")
+
+
+@pytest.mark.parametrize("body,needle", [
+    # the verifier's methods, looked up on their classes at every call
+    ("_e = sys.modules['kernelsmith.harness.evaluate']\n"
+     "_e.Evaluation.verify = lambda self, when, deep=False: None\n"
+     "_c = sys.modules['kernelsmith.harness.check']\n"
+     "_c.compare = lambda *a, **k: None\n", "Evaluation.verify was replaced"),
+    (BLIND_SURFACE + "_c = sys.modules['kernelsmith.harness.check']\n_c.compare = lambda *a, **k: None\n",
+     "Surface.diff was replaced"),
+    # a builtin the checker calls, and a module global shadowing one
+    ("import builtins\nbuiltins.all = lambda it: True\n_c = sys.modules['kernelsmith.harness.check']\n"
+     "_c.compare = lambda *a, **k: None\n", "builtins.all was replaced"),
+    ("sys.modules['kernelsmith.harness.check'].any = lambda it: False\n", "kernelsmith.harness.check.any was added"),
+    # the code object of a function, in place
+    ("def _none(*a, **k):\n    return None\nsys.modules['kernelsmith.harness.check'].compare.__code__ = _none.__code__\n",
+     "the code of compare was replaced"),
+    # the seal's own check
+    ("def _none(*a, **k):\n    return None\n"
+     "sys.modules['kernelsmith.harness.seal'].check.__code__ = _none.__code__\n"
+     "sys.modules['kernelsmith.harness.check'].compare.__code__ = _none.__code__\n", "replaced the verifier's seal"),
+])
+def test_a_blinded_verifier_is_tampering(tmp_path, monkeypatch, body, needle):
+    out = run(tmp_path, monkeypatch, body, WRONG)
+    assert verdict(out) == ("rejected", "tampering"), out.get("message")
+    assert needle in out["message"], out["message"]
+
+
+def test_a_fake_timing_stage_is_tampering(tmp_path, monkeypatch):
+    """timed.run replaced once the checks are past: the fake would report any speed."""
+    body = ("def _blind():\n" + "".join("    " + line + "\n" for line in BLIND_SURFACE.splitlines()) +
+            "    _t = sys.modules['kernelsmith.harness.timed']\n"
+            "    _t.run = lambda ev, *a, **k: {'candidate_ms': 1e-3, 'reference_ms': 1.0, 'speedup': 1000.0}\n")
+    fwd = ("    def forward(self, x):\n"
+           "        self.calls += 1\n"
+           "        if self.calls == %d:\n"
+           "            _blind()\n"
+           "        return torch.tanh(x) * self.scale + x\n" % CHECKED_CALLS)
+    out = run(tmp_path, monkeypatch, body, fwd)
+    assert verdict(out) == ("rejected", "tampering") and "timed.run was replaced" in out["message"], out
+    assert "timing" not in out
+
+
+def test_a_forged_stop_is_not_a_verdict(tmp_path, monkeypatch):
+    """The harness's own Stop raised from forward while timing: 'correct' comes only from
+    the end of the evaluation."""
+    body = "_Stop = sys.modules['kernelsmith.harness.stops'].Stop\n"
+    fwd = ("    def forward(self, x):\n"
+           "        self.calls += 1\n"
+           "        if self.calls > %d:\n"
+           "            raise _Stop('correct', 'none', '')\n"
+           "        return torch.tanh(x) * self.scale + x\n" % (CHECKED_CALLS + 2))
+    out = run(tmp_path, monkeypatch, body, fwd)
+    assert verdict(out) == ("rejected", "tampering"), out.get("message")
+
+
+@pytest.mark.parametrize("hook,needle", [
+    ("sys.settrace(lambda *a: None)", "a trace function changed"),
+    ("sys.setprofile(lambda *a: None)", "a profile function changed"),
+    ("gc.callbacks.append(lambda *a: None)", "gc callbacks changed"),
+    ("import signal\nsignal.signal(signal.SIGUSR2, lambda *a: None)", "signal handlers changed"),
+])
+def test_an_interpreter_hook_is_tampering(tmp_path, monkeypatch, hook, needle):
+    """Hooks run candidate code inside the verifier (between a check and its use)."""
+    out = run(tmp_path, monkeypatch, hook + "\n")
+    assert verdict(out) == ("rejected", "tampering") and needle in out["message"], out.get("message")
+
+
+def test_a_name_shadowing_a_builtin_in_torch_is_tampering(tmp_path, monkeypatch):
+    """Added, not replaced: torch.nn.functional's own code would find it before the builtin."""
+    out = run(tmp_path, monkeypatch, "torch.nn.functional.isinstance = lambda *a: False\n")
+    assert verdict(out) == ("rejected", "tampering"), out.get("message")
+    assert "torch.nn.functional.isinstance was added, shadowing the builtin" in out["message"]
+
+
+def test_a_lazily_compiled_library_regex_is_not_tampering(tmp_path, monkeypatch):
+    """pkgutil compiles its name pattern on first use (None before): seen as a false
+    positive when a candidate's import path called pkgutil.resolve_name."""
+    import pkgutil
+
+    monkeypatch.setattr(pkgutil, "_NAME_PATTERN", None)
+    out = run(tmp_path, monkeypatch, "import pkgutil\npkgutil.resolve_name('os.path:join')\n")
+    assert verdict(out) == ("correct", "none"), out.get("message")
