@@ -65,12 +65,17 @@ class Evaluation:
     def __init__(self, args: dict):
         self.args = args
         self.settings = Settings.of(args)
-        self._frozen = (self.settings, repr(sorted(args.items(), key=lambda kv: kv[0])))
+        # By value: a frozen dataclass can still be written in place (object.__setattr__),
+        # and an object compared with itself never differs.
+        self._frozen = self._settings_now()
         self.dev = torch.device(args.get("device", "cuda"))  # "cpu" only in the harness's own tests
         self.wall: dict[str, float] = {}
         self.out: dict = {"warnings": []}
         self.errors = check.Errors()
         self.surface: surface.Surface | None = None
+
+    def _settings_now(self) -> str:
+        return repr((self.settings, sorted(self.args.items(), key=lambda kv: kv[0])))
 
     def run(self) -> dict:
         t0 = _perf()
@@ -170,7 +175,7 @@ class Evaluation:
         s.probe("the reference model's state", lambda: integrity.model_state(self.ref))
         s.probe("nn.Module's global hooks", integrity.global_hooks)
         s.probe("the environment", lambda: dict(os.environ))
-        s.probe("the checker's settings", lambda: (self.settings, repr(sorted(self.args.items(), key=lambda kv: kv[0]))))
+        s.probe("the checker's settings", self._settings_now)
         s.rebase()
         self.wall["load.surface"] = _perf() - t
 
@@ -215,7 +220,7 @@ class Evaluation:
         """Cheap checks (watched callables, flags, threads, L2 limit, settings) every time;
         with `deep`, the whole surface."""
         changed = self.snapshot.tampered()
-        if (self.settings, repr(sorted(self.args.items(), key=lambda kv: kv[0]))) != self._frozen:
+        if self._settings_now() != self._frozen:
             changed.append("the checker's settings changed")
         if changed:
             raise Stop("rejected", "tampering", f"while {when}: " + "; ".join(changed[:5]))

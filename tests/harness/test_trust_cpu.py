@@ -281,3 +281,40 @@ def test_a_lazily_compiled_library_regex_is_not_tampering(tmp_path, monkeypatch)
     monkeypatch.setattr(pkgutil, "_NAME_PATTERN", None)
     out = run(tmp_path, monkeypatch, "import pkgutil\npkgutil.resolve_name('os.path:join')\n")
     assert verdict(out) == ("correct", "none"), out.get("message")
+
+
+def test_settings_written_in_place_are_tampering(tmp_path, monkeypatch):
+    """The frozen dataclass written in place (object.__setattr__): the settings are
+    compared by value, not as an object with itself (hostile entries 98, 99)."""
+    body = ("def _loosen():\n"
+            "    f = sys._getframe()\n"
+            "    while f is not None:\n"
+            "        ev = f.f_locals.get('self')\n"
+            "        if type(ev).__name__ == 'Evaluation':\n"
+            "            object.__setattr__(ev.settings, 'atol', 1.0)\n"
+            "            object.__setattr__(ev.settings, 'rtol', 1.0)\n"
+            "            return\n"
+            "        f = f.f_back\n")
+    fwd = ("    def forward(self, x):\n"
+           "        _loosen()\n"
+           "        return (torch.tanh(x) * self.scale + x) * 1.01\n")
+    out = run(tmp_path, monkeypatch, body, fwd)
+    assert verdict(out) == ("rejected", "tampering") and "settings" in out["message"], out.get("message")
+
+
+def test_reference_slowed_needs_the_whole_interval_past_the_bound():
+    """A reference slowed in every round is caught; a few slow rounds (host jitter that
+    moved the median) are not a verdict against the candidate."""
+    from types import SimpleNamespace
+
+    from kernelsmith.harness import timed
+    from kernelsmith.harness.stops import Stop
+
+    stage = object.__new__(timed._Timed)
+    stage.prep, stage.limits = SimpleNamespace(pristine={"median_ms": 1.0}), timed.Limits()
+    with pytest.raises(Stop) as stop:
+        stage._reference_checks({}, 2.0, 1.9)
+    assert stop.value.error == "reference_slowed"
+    res = {}
+    stage._reference_checks(res, 1.4, 1.1)
+    assert res["reference_drift"] == pytest.approx(1.4)
