@@ -253,8 +253,6 @@ def test_hostile_verdict(outcomes, entry):
     bad, after = outcomes[entry["file"]]
     detail = f"{bad.verdict.value}/{bad.error.value}: {bad.message[:300]}"
     # `accept` lists the verdicts that are still defensible (see the manifest's notes)
-    if entry.get("known_gap") and bad.verdict.value not in entry.get("accept", [entry["expect"]]):
-        pytest.xfail(f"known gap: {entry['known_gap']} ({detail})")
     assert bad.verdict.value in entry.get("accept", [entry["expect"]]), detail
     if bad.verdict.value != "correct":
         assert bad.error.value in entry["errors"], detail
