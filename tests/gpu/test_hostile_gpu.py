@@ -117,6 +117,11 @@ def probe_before(entry: dict) -> dict:
             state["notes"].append(f"could not listen on {probe['listen']} ({e}); connections not checked")
     if probe.get("gpu_memory_released"):
         state["gpu_mib"] = _gpu_used_mib()
+    if probe.get("env") and shutil.which("sleep"):
+        # a bystander on the host holding the canaries from its start, so they are in its
+        # /proc/<pid>/environ: a job that can read other processes' environments finds them
+        state["bystander"] = subprocess.Popen(["sleep", "120"], env={**os.environ, **probe["env"]},
+                                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     return state
 
 
@@ -124,6 +129,9 @@ def probe_after(entry: dict, state: dict, result) -> list[str]:
     """What the entry left behind that it must not have; cleans up what it finds."""
     probe = entry.get("probe") or {}
     bad = []
+    if (by := state.get("bystander")) is not None:
+        by.kill()
+        by.wait()
     deadline = time.monotonic() + PROBE_GRACE_S
     if (marker := _marker(probe)) is not None:
         left = []
