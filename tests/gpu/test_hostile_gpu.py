@@ -141,7 +141,8 @@ def probe_after(entry: dict, state: dict, result) -> list[str]:
                 break
             time.sleep(0.2)
         if left:
-            bad.append(f"{len(left)} process(es) with {marker.decode()!r} on the command line outlived the job: {left[:5]}")
+            bad.append(f"{len(left)} process(es) with {marker.decode()!r} on the command line outlived the job: "
+                       f"{left[:5]}")
             for pid in left:  # started by this entry: end them, so they do not outlive the test
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -223,7 +224,8 @@ def outcomes(tmp_path_factory):
                 bad = ev.evaluate(task, (HOSTILE / e["file"]).read_text())
                 after = ev.evaluate(task, good)
                 out["runtime:" + e["file"]] = (bad, after)
-                out["probe:runtime:" + e["file"]] = probe_after(e, state, bad) + state["notes"] if e.get("probe") else []
+                probed = probe_after(e, state, bad) + state["notes"] if e.get("probe") else []
+                out["probe:runtime:" + e["file"]] = probed
                 print(f"{time.perf_counter() - t0:6.1f}s RUNTIME {e['file']:32s} expect={e['runtime']['expect']:14s} "
                       f"got={bad.verdict.value}/{bad.error.value} next={after.verdict.value} | {bad.message[:150]!r}",
                       flush=True)
