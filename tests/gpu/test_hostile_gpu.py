@@ -90,20 +90,32 @@ def _gpu_used_mib() -> int | None:
 
 @contextlib.contextmanager
 def _canaries():
-    """The probes' `env` canaries, in the evaluator's own environment while it runs."""
+    """The probes' `env` canaries, in the evaluator's own environment while it runs, and
+    in a bystander process on the host that holds them from its start (so they are in its
+    /proc/<pid>/environ: a job that can read other processes' environments finds them)."""
+    canaries = {k: v for e in PROBED for k, v in (e["probe"].get("env") or {}).items()}
     with pytest.MonkeyPatch.context() as mp:
-        for e in PROBED:
-            for k, v in (e["probe"].get("env") or {}).items():
-                mp.setenv(k, v)
-        yield
+        for k, v in canaries.items():
+            mp.setenv(k, v)
+        bystander = subprocess.Popen(["sleep", "86400"], env={**os.environ, **canaries}, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL) if canaries and shutil.which("sleep") else None
+        try:
+            yield
+        finally:
+            if bystander is not None:
+                bystander.kill()
+                bystander.wait()
 
 
-def probe_before(entry: dict) -> dict:
+def probe_baseline(entry: dict) -> dict:
+    """The host as it was before any of the corpus ran. Taken before the builds start:
+    a build imports the candidate too (in the compile sandbox), so an entry's import-time
+    side effects may happen long before its own evaluation."""
     probe = entry.get("probe") or {}
     state = {"files": _files(probe), "notes": []}
     if (marker := _marker(probe)) is not None:
         state["procs"] = set(_marked_processes(marker))
-    if probe.get("listen"):
+    if probe.get("listen"):  # listening from now on: a build's connection counts too
         host, _, port = probe["listen"].rpartition(":")
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -115,23 +127,20 @@ def probe_before(entry: dict) -> dict:
         except OSError as e:
             sock.close()
             state["notes"].append(f"could not listen on {probe['listen']} ({e}); connections not checked")
-    if probe.get("gpu_memory_released"):
-        state["gpu_mib"] = _gpu_used_mib()
-    if probe.get("env") and shutil.which("sleep"):
-        # a bystander on the host holding the canaries from its start, so they are in its
-        # /proc/<pid>/environ: a job that can read other processes' environments finds them
-        state["bystander"] = subprocess.Popen(["sleep", "120"], env={**os.environ, **probe["env"]},
-                                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     return state
 
 
-def probe_after(entry: dict, state: dict, result) -> list[str]:
-    """What the entry left behind that it must not have; cleans up what it finds."""
+def probe_before(entry: dict) -> dict:
+    """Right before the entry's evaluation: what is measured per evaluation (GPU memory)."""
     probe = entry.get("probe") or {}
-    bad = []
-    if (by := state.get("bystander")) is not None:
-        by.kill()
-        by.wait()
+    return {"gpu_mib": _gpu_used_mib()} if probe.get("gpu_memory_released") else {}
+
+
+def probe_after(entry: dict, state: dict, before: dict, result) -> list[str]:
+    """What the entry left behind that it must not have, against its baseline `state`
+    (from probe_baseline) and `before` (from probe_before); cleans up what it finds."""
+    probe = entry.get("probe") or {}
+    bad = list(state["notes"])
     deadline = time.monotonic() + PROBE_GRACE_S
     if (marker := _marker(probe)) is not None:
         left = []
@@ -177,16 +186,15 @@ def probe_after(entry: dict, state: dict, result) -> list[str]:
                 conns += 1
             except OSError:
                 break
-        sock.close()
         if conns > probe.get("expect_connections", 0):
             bad.append(f"{conns} connection(s) reached {probe['listen']} on the host")
-    if state.get("gpu_mib") is not None:
+    if before.get("gpu_mib") is not None:
         used = _gpu_used_mib()
-        while used is not None and used > state["gpu_mib"] + 2048 and time.monotonic() < deadline + 5:
+        while used is not None and used > before["gpu_mib"] + 2048 and time.monotonic() < deadline + 5:
             time.sleep(0.5)
             used = _gpu_used_mib()
-        if used is not None and used > state["gpu_mib"] + 2048:
-            bad.append(f"GPU memory in use grew from {state['gpu_mib']} MiB to {used} MiB after the job")
+        if used is not None and used > before["gpu_mib"] + 2048:
+            bad.append(f"GPU memory in use grew from {before['gpu_mib']} MiB to {used} MiB after the job")
     return bad
 
 
@@ -199,6 +207,7 @@ def outcomes(tmp_path_factory):
     task = Task.load(HOSTILE / "task.py")
     good = (HOSTILE / "good_cupy.py").read_text()
     with _canaries(), Evaluator(cfg, sandbox=LocalSandbox()) as ev:  # canaries set before it starts
+        base = {e["file"]: probe_baseline(e) for e in PROBED}
         ev.probe()
         # In the background: each evaluation waits only for its own build, so the CuPy entries
         # run while the load_inline builds and the compile hang (100 s) proceed.
@@ -206,11 +215,11 @@ def outcomes(tmp_path_factory):
         out = {}
         t0 = time.perf_counter()
         for e in ENTRIES:
-            state = probe_before(e)
+            before = probe_before(e)
             bad = ev.evaluate(task, (HOSTILE / e["file"]).read_text())
             after = ev.evaluate(task, good)
             out[e["file"]] = (bad, after)
-            out["probe:" + e["file"]] = probe_after(e, state, bad) + state["notes"] if e.get("probe") else []
+            out["probe:" + e["file"]] = probe_after(e, base[e["file"]], before, bad) if e.get("probe") else []
             print(f"{time.perf_counter() - t0:6.1f}s VERDICT {e['file']:32s} expect={e['expect']:14s} got={bad.verdict.value}/{bad.error.value} "
                   f"next={after.verdict.value} | {bad.message[:150]!r}", flush=True)
         print(f"corpus: {len(ENTRIES)} entries, each followed by the honest candidate, in "
@@ -220,15 +229,18 @@ def outcomes(tmp_path_factory):
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(static, "screen", lambda code, task_source=None: StaticResult(True, 0.0))
             for e in RUNTIME:
-                state = probe_before(e)
+                before = probe_before(e)
                 bad = ev.evaluate(task, (HOSTILE / e["file"]).read_text())
                 after = ev.evaluate(task, good)
                 out["runtime:" + e["file"]] = (bad, after)
-                probed = probe_after(e, state, bad) + state["notes"] if e.get("probe") else []
+                probed = probe_after(e, base[e["file"]], before, bad) if e.get("probe") else []
                 out["probe:runtime:" + e["file"]] = probed
                 print(f"{time.perf_counter() - t0:6.1f}s RUNTIME {e['file']:32s} expect={e['runtime']['expect']:14s} "
                       f"got={bad.verdict.value}/{bad.error.value} next={after.verdict.value} | {bad.message[:150]!r}",
                       flush=True)
+        for state in base.values():
+            if state.get("sock") is not None:
+                state["sock"].close()
     return out
 
 
