@@ -37,6 +37,20 @@ def _text(node: ast.AST) -> str:
     return node.value
 
 
+# Standard modules other modules hold as attributes (`torch.os`, `numpy.sys`): reached that
+# way they are the same module, so `torch.os.system` is judged as `os.system`.
+REEXPORTED = frozenset(("sys", "os", "subprocess", "ctypes", "gc", "builtins", "inspect", "importlib", "threading",
+                        "shutil", "socket", "pickle", "marshal", "runpy", "multiprocessing", "traceback", "io"))
+
+
+def _reexport(dotted: str) -> str:
+    parts = dotted.split(".")
+    for i in range(1, len(parts)):
+        if parts[i] in REEXPORTED and ".".join(parts[:i + 1]) != "torch.multiprocessing":
+            return ".".join(parts[i:])
+    return dotted
+
+
 class Ctx:
     """Everything the rules ask about one candidate, computed once (the screen runs on every
     candidate, so each rule must not re-walk the tree)."""
@@ -128,7 +142,7 @@ class Ctx:
             if isinstance(node.value, ast.Name) and node.value.id == "self":
                 return self.self_alias.get(node.attr)
             base = self.resolve(node.value)
-            return f"{base}.{node.attr}" if base else None
+            return _reexport(f"{base}.{node.attr}") if base else None
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr" \
                 and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant):
             base = self.resolve(node.args[0])

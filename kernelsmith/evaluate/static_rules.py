@@ -134,6 +134,9 @@ def harness_tampering(ctx: Ctx) -> Finding:
     for n, *_ in ctx.nodes(ast.Call):
         if getattr(n.func, "id", None) in ("setattr", "delattr") and n.args and ctx.resolve(n.args[0]):
             yield n.lineno, _snip(n)
+        # type.__setattr__(torch.Tensor, ...), object.__setattr__(...): setattr by another name
+        elif getattr(n.func, "attr", None) in ("__setattr__", "__delattr__") and n.args and ctx.resolve(n.args[0]):
+            yield n.lineno, _snip(n)
 
 
 @rule("dynamic-code", "reject", "code built or decoded at run time cannot be screened",

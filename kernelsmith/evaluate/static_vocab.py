@@ -72,7 +72,9 @@ REF_RULES = [  # predicates on resolved dotted names, applied everywhere in the 
     ("reference-delegation", lambda d: d.startswith(DELEGATE_NS)),
     ("streams-threads", lambda d: d in ("os.fork", "os.forkpty", "os.register_at_fork")),
     ("harness-tampering", lambda d: d in TAMPER_CALLS or d.startswith(TAMPER_NS)
-     or re.match(r"torch\.backends\..*\.(set_|enable_|preferred_)\w*$", d) is not None),
+     or re.match(r"torch\.backends\..*\.(set_|enable_|preferred_)\w*$", d) is not None
+     # nn.Module's global hooks run inside the reference's every call
+     or re.search(r"(^|\.)register_module_\w*hook$", d) is not None),
     ("dynamic-code", lambda d: d.endswith(".__dict__") or d in ("types.FunctionType", "types.CodeType",
                                                                 "torch.ops.load_library", "operator.attrgetter")),
     ("system-access", lambda d: d in FILE_FUNCS or d.startswith("torch.hub.")
