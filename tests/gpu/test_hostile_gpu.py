@@ -217,11 +217,13 @@ def outcomes(tmp_path_factory):
         for e in ENTRIES:
             before = probe_before(e)
             bad = ev.evaluate(task, (HOSTILE / e["file"]).read_text())
-            after = ev.evaluate(task, good)
+            # After a static rejection nothing ran in the sandbox: the honest candidate
+            # would re-check nothing (and the corpus must fit one 10-minute device call).
+            after = None if bad.error.value == "static_rule" else ev.evaluate(task, good)
             out[e["file"]] = (bad, after)
             out["probe:" + e["file"]] = probe_after(e, base[e["file"]], before, bad) if e.get("probe") else []
             print(f"{time.perf_counter() - t0:6.1f}s VERDICT {e['file']:32s} expect={e['expect']:14s} got={bad.verdict.value}/{bad.error.value} "
-                  f"next={after.verdict.value} | {bad.message[:150]!r}", flush=True)
+                  f"next={after.verdict.value if after else '-'} | {bad.message[:150]!r}", flush=True)
         print(f"corpus: {len(ENTRIES)} entries, each followed by the honest candidate, in "
               f"{time.perf_counter() - t0:.0f} s", flush=True)
         # The runtime alone: entries the static screen would stop anyway, evaluated as if it
@@ -279,4 +281,5 @@ def test_hostile_verdict(outcomes, entry):
     if bad.verdict.value != "correct":
         assert bad.error.value in entry["errors"], detail
         assert bad.message, "a failing verdict must say why"
-    assert after.verdict.value == "correct", f"the honest candidate after it: {after.verdict.value}: {after.message}"
+    if after is not None:
+        assert after.verdict.value == "correct", f"the honest candidate after it: {after.verdict.value}: {after.message}"
