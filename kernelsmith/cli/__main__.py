@@ -1,0 +1,3 @@
+from kernelsmith.cli.app import main
+
+main()
