@@ -76,7 +76,7 @@ class BenchView(LiveView):
                 continue
             t.add_row(k, "-" if r.get("gpu") is None else str(r["gpu"]), str(r.get("status")),
                       f"{r['best']:.3f}x" if r.get("best") else "-", (r.get("reason") or "")[:60])
-        return Group(head, t)
+        return Group(head, t) if t.row_count else head
 
 
 def bench(
@@ -188,7 +188,8 @@ def bench(
             note(f"{r.where}: {r.reason}", prefix="skipped", style="yellow")
         if dry_run:
             summary, compiled = dry_run_summary(pool.records)
-            console.print(dry_run_table(pool.records, f"dry run of {generations.name}"))
+            console.print()
+            console.print(dry_run_table(pool.records, f"dry run of {generations}"))
             console.print(f"dry run: {summary}; nothing was run or timed, nothing written", soft_wrap=True)
             raise typer.Exit(0 if compiled == len(pool.records) and not out.skipped else 1)
         console.print(summary_table(out.summary, f"run {out.run_id}: {label or generations.name}"))

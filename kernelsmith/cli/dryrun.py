@@ -66,6 +66,8 @@ class DryRunEvaluator:
         with ThreadPoolExecutor(max_workers=workers) as tp:
             for i, res in zip(range(len(items)), tp.map(lambda tc: self._one(*tc), items)):
                 results[i] = res
+                with self._lock:  # in the order of the candidates, whatever order the compiles finished in
+                    self.records.append(self._record(items[i][0], res))
                 if on_result:
                     on_result(i, res)
         return [r for r in results if r is not None]
@@ -88,10 +90,13 @@ class DryRunEvaluator:
             res = EvalResult(verdict, task.hash, chash, compile=comp, error=comp.error,
                              message=comp.message or "compile failed", system=self.ev.system(),
                              wall={"compile": comp.seconds})
-        with self._lock:
-            self.records.append(DryRecord(task.name, chash[:12], res.verdict.value, comp.message, comp.backend or "-",
-                                          comp.seconds))
         return res
+
+    @staticmethod
+    def _record(task, res: EvalResult) -> DryRecord:
+        comp = res.compile
+        return DryRecord(task.name, res.candidate_hash[:12], res.verdict.value, comp.message if comp else res.message,
+                         (comp.backend if comp else "") or "-", comp.seconds if comp else 0.0)
 
     # tool jobs of a would-be best: never reached (a dry run has no correct candidate)
     def close(self) -> None:

@@ -53,15 +53,25 @@ def _evaluator(cfg, executor: str, address: str | None):
 
 
 def dry_run_table(records, title: str) -> Table:
+    """One line per candidate: what the static screen and the compiler said."""
     from kernelsmith.cli.dryrun import verdict_label
 
-    t = Table(title=title, title_justify="left")
-    for col in ("#", "task", "candidate", "result", "backend", "seconds", "message"):
-        t.add_column(col, overflow="fold")
+    many = len({r.task for r in records}) > 1
+    t = Table(title=title, title_justify="left", box=None, show_edge=False, pad_edge=False)
+    t.add_column("#", justify="right", no_wrap=True)
+    if many:
+        t.add_column("task", no_wrap=True)
+    t.add_column("result", no_wrap=True, min_width=17)
+    t.add_column("backend", no_wrap=True, min_width=7)
+    t.add_column("s", no_wrap=True, justify="right", min_width=4)
+    t.add_column("message", no_wrap=True)
     for i, r in enumerate(records, 1):
         style = "green" if r.verdict == "runtime_error" else "red"
-        t.add_row(str(i), r.task, r.candidate_hash, f"[{style}]{verdict_label(r.verdict)}[/]", r.backend,
-                  f"{r.seconds:.2f}", escape((r.message or "").splitlines()[0][:120] if r.message else ""))
+        first = (r.message or "").splitlines()[0] if r.message else ""
+        first = first if len(first) <= 44 else first[:43] + "…"
+        row = [str(i)] + ([r.task] if many else []) + [f"[{style}]{verdict_label(r.verdict)}[/]", r.backend,
+                                                        f"{r.seconds:.2f}", escape(first)]
+        t.add_row(*row)
     return t
 
 
@@ -206,6 +216,7 @@ def optimize(
              "fix the task file (Model, get_inputs, get_init_inputs), then start a new run")
     if dry is not None:
         summary, compiled = dry_run_summary(dry.records)
+        console.print()
         console.print(dry_run_table(dry.records, f"dry run {run_id}: {outcome.stop_reason}"))
         console.print(f"dry run: {summary}; nothing was run or timed, nothing written", soft_wrap=True)
         raise typer.Exit(0 if compiled else 1)
