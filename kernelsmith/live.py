@@ -71,7 +71,7 @@ class SearchView(LiveView):
     def render(self):
         s = int(time.monotonic() - self.t0)
         head = Text.assemble(("kernelsmith optimize ", "bold"), (self.run_id, "cyan"), f"  {self.model}",
-                             (" [REPLAY]" if self.replay else "", "yellow"), (" [DRY RUN]" if self.dry_run else "", "yellow"),
+                             (" [REPLAY]" if self.replay else "", "yellow"), (" [DRY-RUN]" if self.dry_run else "", "yellow"),
                              f"  strategy {self.strategy}")
         t = Table(show_header=False, box=None)
         if self.dry_run:
