@@ -45,7 +45,34 @@ leaderboard.register(app)
 export.register(app)
 
 
+def reap_children(grace_s: float = 3.0) -> list[int]:
+    """End every process this one started that is still alive (a sandbox server caught
+    mid-start by Ctrl-C, a Ray worker): SIGTERM, then SIGKILL after `grace_s`. Commands
+    close what they open; this is the last line, so that no process outlives the command."""
+    import psutil
+
+    try:
+        kids = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return []
+    for k in kids:
+        try:
+            k.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(kids, timeout=grace_s)
+    for k in alive:
+        try:
+            k.kill()
+        except psutil.Error:
+            pass
+    return [k.pid for k in kids]
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     install_log_masking()
-    app()
+    try:
+        app()
+    finally:
+        reap_children()

@@ -195,8 +195,8 @@ def optimize(
             v.__exit__(None, None, None)
         views.clear()
         note("interrupted: " + ("a dry run keeps nothing" if dry_run else
-                                "everything evaluated so far is in runs.db; continue with --resume"
-                                + (f" {started[0]}" if started else "")))
+                                f"everything evaluated so far is in runs.db; continue with --resume {started[0]}"
+                                if started else "before the run started; nothing was recorded"))
         raise typer.Exit(130)
     except SQLAlchemyError as exc:  # e.g. the disk filled up: what was committed before is intact
         rid = started[0] if started else resume
@@ -216,6 +216,9 @@ def optimize(
              "fix the task file (Model, get_inputs, get_init_inputs), then start a new run")
     if dry is not None:
         summary, compiled = dry_run_summary(dry.records)
+        if outcome.stop_reason == "interrupted":
+            note(f"interrupted after {summary}; a dry run keeps nothing")
+            raise typer.Exit(130)
         console.print()
         console.print(dry_run_table(dry.records, f"dry run {run_id}: {outcome.stop_reason}"))
         console.print(f"dry run: {summary}; nothing was run or timed, nothing written", soft_wrap=True)
