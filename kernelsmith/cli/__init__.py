@@ -1,5 +1,5 @@
 """The command line (`kernelsmith ...`): the typer app and its commands, one module each."""
 
-from kernelsmith.cli.app import app, main
+from kernelsmith.cli.root import app, main
 
 __all__ = ["app", "main"]

@@ -1,3 +1,3 @@
-from kernelsmith.cli.app import main
+from kernelsmith.cli.root import main
 
 main()
