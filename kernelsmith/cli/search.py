@@ -104,7 +104,8 @@ def optimize(
     db: Optional[str] = typer.Option(None, help=DB_HELP),
     record: Optional[Path] = typer.Option(None, help="also record every model call to this JSONL (for replay:)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="no GPU: static screen and compile every candidate, "
-                                                          "time nothing, write nothing (an in-memory run database)"),
+                                                          "time nothing, write nothing (an in-memory run database; "
+                                                          "--record still records the model's answers)"),
     sandbox: str = typer.Option("auto", help=SANDBOX_HELP),
     executor: str = typer.Option("local", help="local | ray (the GPU evaluator is a Ray actor on a cluster)"),
     profile: bool = typer.Option(False, "--profile", help="Nsight Compute summary of each new best, fed to the model"),
