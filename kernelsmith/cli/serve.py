@@ -129,7 +129,7 @@ def probed_evaluators(gpus: list[int] | None, sandbox: str):
 
 
 def serve(
-    suite: List[Path] = typer.Option([], "--suite", help="task file or folder (searched for *.py); repeatable"),
+    suite: List[Path] = typer.Option([], "--suite", metavar="PATH", help="task file or folder (searched for *.py); repeatable"),
     old_tasks: List[Path] = typer.Option([], "--tasks", hidden=True, help="old name of --suite"),
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, min=0, max=65535, help="port to listen on (0: any free port)"),
