@@ -73,6 +73,8 @@ def test_mask_secrets():
     assert mask_secrets("postgresql+psycopg://u:p%40ss@h/db and https://a:b@x.org") == \
         "postgresql+psycopg://u:***@h/db and https://a:***@x.org"
     assert mask_secrets("host=h password=hunter2 user=u") == "host=h password=*** user=u"
+    assert mask_secrets("postgresql://u:p@s/s@h:5432/db failed") == "postgresql://u:***@h:5432/db failed"
+    assert mask_secrets("cannot open 'mysql://root:pw@db/x': refused") == "cannot open 'mysql://root:***@db/x': refused"
     assert mask_secrets("sqlite:///runs.db, postgresql://u@h/db") == "sqlite:///runs.db, postgresql://u@h/db"
 
 

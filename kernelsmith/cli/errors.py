@@ -18,7 +18,8 @@ from rich.markup import escape
 err = Console(stderr=True)
 
 # scheme://user:password@host -> scheme://user:***@host (any scheme: postgresql, mysql, redis, http ...)
-_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*:)(?P<pw>[^\s@/]+)(?P<at>@)")
+# The password runs to the last "@" before the host, so one holding "@" or "/" is masked whole.
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*:)(?P<pw>[^\s'\"]*)(?P<at>@)(?=[^\s@'\"]*)")
 # key=value / key: value forms of a password in a connection string (libpq's "password=...")
 _KV_PASSWORD = re.compile(r"(?P<head>\b(?:password|passwd|pwd)\s*[=:]\s*)(?P<pw>[^\s'\";&]+)", re.IGNORECASE)
 
