@@ -11,6 +11,10 @@ from rich.table import Table
 from rich.text import Text
 
 
+def dry_label(verdict: str, dry_run: bool) -> str:
+    """In a dry run nothing runs, so `runtime_error` can only mean: screened, compiled, not run."""
+    return "compiled, not run" if dry_run and verdict == "runtime_error" else verdict
+
 
 class LiveView:
     """A rich Live display as a context manager; subclasses define render()."""
@@ -34,8 +38,10 @@ class LiveView:
 class SearchView(LiveView):
     """An `on_event` callback for run_search that keeps a rich Live display current."""
 
-    def __init__(self, run_id: str, model: str, strategy: str, console, spend, replay: bool = False):
+    def __init__(self, run_id: str, model: str, strategy: str, console, spend, replay: bool = False,
+                 dry_run: bool = False):
         self.run_id, self.model, self.strategy, self.replay = run_id, model, strategy, replay
+        self.dry_run = dry_run  # nothing is run: a built candidate shows as "compiled, not run"
         self.spend = spend  # () -> (tokens, cost_usd, calls)
         self.t0 = time.monotonic()
         self.verdicts: dict[str, int] = {}
@@ -52,7 +58,7 @@ class SearchView(LiveView):
         with self._lock:
             self.tokens, self.cost, self.calls = self.spend()
             if kind == "candidate":
-                v = info.get("verdict", "?")
+                v = dry_label(info.get("verdict", "?"), self.dry_run)
                 self.verdicts[v] = self.verdicts.get(v, 0) + 1
                 sp = info.get("speedup") if v == "correct" else None
                 self.recent = (self.recent + [f"{info.get('id', '?')} {v} {f'{sp:.3f}x' if sp else ''}"])[-6:]
@@ -65,9 +71,14 @@ class SearchView(LiveView):
     def render(self):
         s = int(time.monotonic() - self.t0)
         head = Text.assemble(("kernelsmith optimize ", "bold"), (self.run_id, "cyan"), f"  {self.model}",
-                             (" [REPLAY]" if self.replay else "", "yellow"), f"  strategy {self.strategy}")
+                             (" [REPLAY]" if self.replay else "", "yellow"), (" [DRY-RUN]" if self.dry_run else "", "yellow"),
+                             f"  strategy {self.strategy}")
         t = Table(show_header=False, box=None)
-        t.add_row("best verified speedup", f"[bold green]{self.best:.3f}x[/] ({self.best_id})" if self.best else "none yet")
+        if self.dry_run:
+            t.add_row("best verified speedup", "none (dry run: screened and compiled, nothing timed)")
+        else:
+            t.add_row("best verified speedup",
+                      f"[bold green]{self.best:.3f}x[/] ({self.best_id})" if self.best else "none yet")
         t.add_row("candidates", ", ".join(f"{k} {v}" for k, v in sorted(self.verdicts.items())) or "0")
         t.add_row("tokens / cost", f"{self.tokens:,} / ${self.cost:.4f} in {self.calls} calls")
         t.add_row("elapsed", f"{s // 60}:{s % 60:02d}")

@@ -5,7 +5,7 @@ import json
 import typer
 from typer.testing import CliRunner
 
-from kernelsmith import cli_bench
+from kernelsmith.cli import bench as cli_bench
 from tests.bench.common import fake_checkout, ref_src
 from tests.search.search_fakes import kernel
 

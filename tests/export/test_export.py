@@ -205,7 +205,7 @@ def test_export_into_a_folder_and_empty_parquet_columns_typed(data, store, tmp_p
 def _app():
     import typer
 
-    from kernelsmith.cli_export import register
+    from kernelsmith.cli.export import register
 
     app = typer.Typer()
     register(app)

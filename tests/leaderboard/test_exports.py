@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from kernelsmith.cli_leaderboard import register
+from kernelsmith.cli.leaderboard import register
 from kernelsmith.leaderboard import build, render, write, write_bundle
 from lb_helpers import gm
 

@@ -205,7 +205,7 @@ def test_cluster_without_gpus(monkeypatch, tmp_path):
 def test_serve_and_bench_use_one_actor_per_cluster_gpu(monkeypatch, tmp_path):
     """`serve --executor ray` puts one Ray actor behind each of the service's queues."""
     import kernelsmith.evaluate.ray_pool as rp
-    from kernelsmith import cli_serve
+    from kernelsmith.cli import serve as cli_serve
 
     real = rp.make_ray_pool
     monkeypatch.setattr(rp, "make_ray_pool", lambda config, address=None: real(
@@ -225,7 +225,7 @@ def test_serve_and_bench_use_one_actor_per_cluster_gpu(monkeypatch, tmp_path):
 def test_optimize_uses_one_ray_actor(monkeypatch, tmp_path):
     """`optimize --executor ray`: the search's evaluator is one actor, closed with its pool."""
     import kernelsmith.evaluate.ray_pool as rp
-    from kernelsmith import cli_search
+    from kernelsmith.cli import search as cli_search
 
     real = rp.make_ray_pool
     monkeypatch.setattr(rp, "make_ray_pool", lambda config, address=None, num_actors=None: real(

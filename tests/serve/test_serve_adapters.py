@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from kernelsmith.cli_serve import build_server
+from kernelsmith.cli.serve import build_server
 from kernelsmith.serve import adapters
 from serve_fakes import TOKEN, Fakes, correct, kernel, reply, write_tasks
 

@@ -6,7 +6,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from kernelsmith import cli_serve
+from kernelsmith.cli import serve as cli_serve
 from kernelsmith.serve.service import RequestError, TaskIndex
 from kernelsmith.task import Task
 from serve_fakes import GELU_SRC, TASK_SRC, TOKEN, write_tasks

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kernelsmith.cli_serve import build_server
+from kernelsmith.cli.serve import build_server
 from kernelsmith.serve.adapters import make_trl_reward
 from serve_fakes import TOKEN, Fakes, correct, request, write_tasks
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from kernelsmith.cli_serve import build_server
+from kernelsmith.cli.serve import build_server
 from serve_fakes import TOKEN, Fakes, correct, kernel, poll, reply, request, write_tasks
 
 from search_fakes import compile_error

@@ -12,17 +12,14 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-err = Console(stderr=True)
+from kernelsmith.cli.common import DB_HELP, SANDBOX_HELP, check_sandbox
+from kernelsmith.cli.errors import fail, install_log_masking
+
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def register(app: typer.Typer) -> None:
     app.command()(serve)
-
-
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
 
 
 def parse_gpus(text: str) -> list[int]:
@@ -96,44 +93,104 @@ def _ray_factory(sandbox: str, address: str | None):
     return (lambda i: pool.evaluators[i]), list(range(len(pool.evaluators)))
 
 
+def probed_evaluators(gpus: list[int] | None, sandbox: str):
+    """(gpus, factory): one evaluator per GPU, each of which has passed the GPU probe. The
+    service is never started on a machine where every score would fail: no GPU visible, or
+    one that the sandboxed probe cannot use, raises NoGPU / RuntimeError here."""
+    from kernelsmith.config import EvalConfig
+    from kernelsmith.evaluate.evaluator import Evaluator, NoGPU
+    from kernelsmith.evaluate.pool import visible_gpus
+
+    if gpus is None:
+        gpus = visible_gpus()
+        if not gpus:
+            raise NoGPU("no CUDA GPU visible (nvidia-smi lists none, or CUDA_VISIBLE_DEVICES is empty)")
+    ready: dict[int, Evaluator] = {}
+    try:
+        for g in gpus:
+            ev = Evaluator(EvalConfig.from_env(gpu=g, sandbox=sandbox))
+            ready[g] = ev
+            ev.probe(ceilings=False)
+    except BaseException:
+        for ev in ready.values():
+            ev.close()
+        raise
+
+    def factory(gpu: int):
+        ev = ready.pop(gpu, None)
+        return ev if ev is not None else Evaluator(EvalConfig.from_env(gpu=gpu, sandbox=sandbox))
+
+    def close_unused() -> None:  # the server did not start: no fork server is left behind
+        while ready:
+            ready.popitem()[1].close()
+
+    factory.close_unused = close_unused
+    return gpus, factory
+
+
 def serve(
-    tasks: List[Path] = typer.Option(..., "--tasks", help="task file or folder (searched for *.py); repeatable"),
+    suite: List[Path] = typer.Option([], "--suite", metavar="PATH", help="task file or folder (searched for *.py); repeatable"),
+    old_tasks: List[Path] = typer.Option([], "--tasks", hidden=True, help="old name of --suite"),
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
-    port: int = typer.Option(8000, min=0, max=65535),
+    port: int = typer.Option(8000, min=0, max=65535, help="port to listen on (0: any free port)"),
     token_env: str = typer.Option("KERNELSMITH_SERVE_TOKEN", help="environment variable holding the bearer token"),
     no_auth: bool = typer.Option(False, "--no-auth", help="no token (only with --host 127.0.0.1)"),
-    gpus: str = typer.Option("0", help="GPUs to evaluate on, e.g. 0,1: one queue and worker each"),
+    gpus: Optional[str] = typer.Option(None, help="GPU indices to evaluate on, e.g. 0,1: one queue and worker each "
+                                                  "[default: all visible]"),
     reward: str = typer.Option("log_speedup", help="default reward (a request may name another)"),
     max_request_mb: float = typer.Option(8.0, min=0.001, help="largest request body accepted (413 beyond)"),
     max_items: int = typer.Option(1024, min=1, help="most items in one request (400 beyond)"),
     batch_size: int = typer.Option(16, min=1, help="candidates handed to one GPU's evaluator at once"),
-    db: Optional[str] = typer.Option(None, help="SQLAlchemy URL or SQLite path: persist results across restarts"),
-    sandbox: str = typer.Option("auto", help="auto | process | docker"),
+    db: Optional[str] = typer.Option(None, help="persist results across restarts here: " + DB_HELP.split(" [")[0]),
+    sandbox: str = typer.Option("auto", help=SANDBOX_HELP),
     executor: str = typer.Option("local", help="local | ray (one actor per GPU of a Ray cluster; --gpus is ignored)"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (with --executor ray)"),
 ) -> None:
-    """Serve rewards over HTTP for RL trainers (TRL, verl, OpenRLHF): POST completions, get verified speedups."""
+    """Serve rewards over HTTP for RL trainers (TRL, verl, OpenRLHF): POST completions, get verified speedups.
+    Refuses to start without a usable GPU (every score would fail)."""
     import rewards
+    from kernelsmith.evaluate.evaluator import NoGPU
+    from kernelsmith.serve.service import TaskIndex
     from kernelsmith.task import TaskError
 
+    tasks = list(suite) + list(old_tasks)
+    factory = None
     try:
-        gpu_list = parse_gpus(gpus)
+        if not tasks:
+            raise ValueError("give the tasks to serve: --suite tasks/ (a task file or folder; repeatable)")
+        gpu_list = parse_gpus(gpus) if gpus is not None else None
         token = resolve_token(token_env, no_auth, host)
         if reward not in rewards.names():
             raise ValueError(f"unknown reward {reward!r}; known: {', '.join(rewards.names())}")
         if executor not in ("local", "ray"):
             raise ValueError(f"--executor is local or ray, not {executor!r}")
-        service, server = build_server(tasks, host, port, token, gpu_list, reward, max_request_mb, max_items, db,
-                                       batch_size=batch_size, sandbox=sandbox, executor=executor, address=address)
+        check_sandbox(sandbox)
+        if not len(TaskIndex.load(tasks)):
+            raise ValueError(f"no KernelBench-format task found in {', '.join(map(str, tasks))}")
+        if executor == "local":
+            gpu_list, factory = probed_evaluators(gpu_list, sandbox)
+        try:
+            service, server = build_server(tasks, host, port, token, gpu_list, reward, max_request_mb, max_items,
+                                           db, evaluator_factory=factory, batch_size=batch_size, sandbox=sandbox,
+                                           executor=executor, address=address)
+        except BaseException:
+            if factory is not None:
+                factory.close_unused()
+            raise
+    except NoGPU as exc:
+        fail(f"{exc}; `kernelsmith serve` scores on CUDA GPUs, so it does not start without one")
     except (ValueError, TaskError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except OSError as exc:
-        _fail(f"cannot listen on {host}:{port}: {exc}")
+        fail(f"cannot listen on {host}:{port}: {exc}")
+    except RuntimeError as exc:
+        fail(f"the GPU check failed, so the server does not start: {exc}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_masking()
     con = Console()
     con.print(f"kernelsmith serve on [bold]{server.url}[/]: {len(service.tasks)} tasks, GPUs "
               f"{','.join(map(str, service.gpus))}{' (Ray actors)' if executor == 'ray' else ''}, reward {reward}, auth "
-              f"{'OFF (loopback only)' if token is None else 'bearer token from $' + token_env}")
+              f"{'OFF (loopback only)' if token is None else 'bearer token from $' + token_env}", soft_wrap=True)
     stop = threading.Event()
 
     def _stop(*_):

@@ -8,23 +8,19 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-err = Console(stderr=True)
+from kernelsmith.cli.common import DB_HELP, existing_store
+from kernelsmith.cli.errors import fail
 
 
 def register(app: typer.Typer) -> None:
     app.command("export")(export)
 
 
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
-
-
 def export(
     run_ids: List[str] = typer.Argument(..., help="run ids (or unique prefixes) to export"),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl | parquet"),
     out: Path = typer.Option(..., "--out", help="output file (its folders are created)"),
-    db: Optional[str] = typer.Option(None, help="SQLAlchemy URL of the run database (default sqlite runs.db)"),
+    db: Optional[str] = typer.Option(None, help=DB_HELP),
     correct_only: bool = typer.Option(False, "--correct-only", help="only candidates verified correct"),
     best_per_task: bool = typer.Option(False, "--best-per-task",
                                        help="only the fastest correct candidate of each (run, task)"),
@@ -38,24 +34,17 @@ def export(
 ) -> None:
     """Export runs' candidates, one row each: prompt, completion, SFT `messages`, code, verdict, speedups,
     rewards. Loads with datasets.load_dataset("json"|"parquet", data_files=OUT)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from kernelsmith.export import DEFAULT_REWARDS, ExportError, ExportOptions, export_runs
-    from kernelsmith.store.runs import RunStore
-
-    try:
-        store = RunStore(db)
-    except (SQLAlchemyError, OSError, ValueError) as exc:
-        _fail(f"cannot open the run database {db or '(default runs.db)'}: {str(exc).splitlines()[0]}")
+    store = existing_store(db)
     opts = ExportOptions(correct_only=correct_only, best_per_task=best_per_task,
                          rewards=tuple(reward) or DEFAULT_REWARDS, include_code_only=include_code_only,
                          with_results=with_results)
     try:
         summary = export_runs(store, run_ids, out, fmt=fmt.lower(), opts=opts)
     except ExportError as exc:
-        _fail(str(exc), exc.code)
+        fail(str(exc), exc.code)
     except OSError as exc:
-        _fail(f"cannot write {out}: {exc}")
+        fail(f"cannot write {out}: {exc}")
     finally:
         store.close()
     note = f" ({summary.skipped_code_only} without a completion left out)" if summary.skipped_code_only else ""

@@ -12,10 +12,13 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from kernelsmith.cli_search import _fail, _options, _store
-from kernelsmith.live import LiveView
-
-err = Console(stderr=True)
+from kernelsmith.cli.common import (
+    BUDGET_HELP, DB_HELP, GPUS_HELP, MAX_COST, MAX_MINUTES, MAX_TOKENS, PATIENCE, SANDBOX_HELP, STRATEGY_HELP, budget,
+    check_executor, check_sandbox, existing_store, memory_store, open_store, parse_options,
+)
+from kernelsmith.cli.errors import fail, note
+from kernelsmith.cli.search import dry_run_summary, dry_run_table
+from kernelsmith.live import LiveView, dry_label
 
 
 def register(app: typer.Typer) -> None:
@@ -25,8 +28,8 @@ def register(app: typer.Typer) -> None:
 class BenchView(LiveView):
     """on_event for run_bench / run_generations: tasks done of total, per-task best, verdicts."""
 
-    def __init__(self, console: Console, title: str):
-        self.console, self.title = console, title
+    def __init__(self, console: Console, title: str, dry_run: bool = False):
+        self.console, self.title, self.dry_run = console, title, dry_run
         self.t0 = time.monotonic()
         self.total = 0
         self.already = 0
@@ -54,7 +57,7 @@ class BenchView(LiveView):
                 elif sub == "best" and data.get("speedup"):
                     row["best"] = max(row.get("best") or 0.0, data["speedup"])
             elif kind == "generation":
-                v = info.get("verdict", "?")
+                v = dry_label(info.get("verdict", "?"), self.dry_run)
                 self.verdicts[v] = self.verdicts.get(v, 0) + 1
                 self.rows[f"{len(self.rows)}"] = {"status": "done", "best": info.get("speedup"), "gpu": None,
                                                   "reason": ""}
@@ -73,7 +76,7 @@ class BenchView(LiveView):
                 continue
             t.add_row(k, "-" if r.get("gpu") is None else str(r["gpu"]), str(r.get("status")),
                       f"{r['best']:.3f}x" if r.get("best") else "-", (r.get("reason") or "")[:60])
-        return Group(head, t)
+        return Group(head, t) if t.row_count else head
 
 
 def bench(
@@ -84,20 +87,26 @@ def bench(
     label: str = typer.Option("", help="model label of --generations (e.g. cuda-l1-release)"),
     level: Optional[int] = typer.Option(None, min=1, help="only this level"),
     tasks: Optional[str] = typer.Option(None, help="problem ids, e.g. 1-20,25"),
-    model: Optional[str] = typer.Option(None, help="model name, or replay:FILE"),
+    model: Optional[str] = typer.Option(None, help="model name; replay:FILE or scripted:FILE as in optimize"),
     base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible endpoint"),
-    strategy: str = typer.Option("refine", help="refine | contrastive | evolve | best-of-n"),
-    budget: int = typer.Option(16, min=1, help="candidates per task"),
+    strategy: str = typer.Option("refine", help=STRATEGY_HELP),
+    budget_n: int = typer.Option(16, "--budget", min=1, help=BUDGET_HELP),
+    max_tokens: Optional[int] = MAX_TOKENS,
+    max_cost: Optional[float] = MAX_COST,
+    max_minutes: Optional[float] = MAX_MINUTES,
+    patience: Optional[int] = PATIENCE,
     samples: Optional[int] = typer.Option(None, help="N independent samples per task (best-of-n with budget N), "
                                                      "for pass@k / fast_p@k / proficiency on the leaderboard"),
     option: List[str] = typer.Option([], "--option", "-o", help="strategy option KEY=VALUE (repeatable)"),
     resume: Optional[str] = typer.Option(None, help="continue the bench run with this id"),
-    db: Optional[str] = typer.Option(None, help="SQLAlchemy URL of the run database (default sqlite runs.db)"),
-    gpus: Optional[str] = typer.Option(None, help="GPU indices to use, e.g. 0,1 (default: all visible)"),
-    sandbox: str = typer.Option("auto", help="auto | process | docker"),
+    db: Optional[str] = typer.Option(None, help=DB_HELP),
+    dry_run: bool = typer.Option(False, "--dry-run", help="with --generations, no GPU: static screen and compile "
+                                                          "every row, time nothing, write nothing"),
+    gpus: Optional[str] = typer.Option(None, help=GPUS_HELP),
+    sandbox: str = typer.Option("auto", help=SANDBOX_HELP),
     executor: str = typer.Option("local", help="local (one worker per GPU here) | ray (one actor per GPU of a cluster)"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (with --executor ray; default: start one)"),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, help="seed of the searches"),
     sanitize: bool = typer.Option(True, "--sanitize/--no-sanitize",
                                   help="compute-sanitizer on each task's new best (searches); a finding disqualifies it"),
     confirm: bool = typer.Option(True, "--confirm/--no-confirm",
@@ -113,110 +122,134 @@ def bench(
     from kernelsmith.kernelbench import BenchInputError, load_any
     from kernelsmith.llm.client import make_model
     from kernelsmith.llm.types import LLMError
-    from kernelsmith.search.base import Budget
 
+    # Every argument is checked before anything is opened or written (runs.db included).
     console = Console()
     try:
         gpu_list = parse_gpus(gpus)
     except ValueError as exc:
-        _fail(str(exc))
-    store = _store(db)
-
-    if executor not in ("local", "ray"):
-        _fail(f"--executor is local or ray, not {executor!r}")
+        fail(str(exc))
+    check_executor(executor)
+    check_sandbox(sandbox)
+    if dry_run and generations is None:
+        fail("--dry-run checks a --generations file (static screen and compile of every row); "
+             "for a search without a GPU use `kernelsmith optimize TASK --dry-run`")
+    if dry_run and executor != "local":
+        fail("--dry-run compiles on this machine; leave out --executor ray")
 
     def make_pool():
         try:
-            if executor == "ray":
+            if dry_run:
+                from kernelsmith.cli.dryrun import DryRunEvaluator
+
+                pool = DryRunEvaluator(EvalConfig.from_env(sandbox=sandbox))
+            elif executor == "ray":
                 from kernelsmith.evaluate.ray_pool import make_ray_pool, ray_available
 
                 ok, why = ray_available()
                 if not ok:
-                    _fail(why)
+                    fail(why)
                 pool = make_ray_pool(EvalConfig.from_env(sandbox=sandbox), address=address)
             else:
                 pool = EvaluatorPool(EvalConfig.from_env(sandbox=sandbox), gpus=gpu_list)
             pool.probe()
             return pool
         except NoGPU as exc:
-            _fail(f"{exc}; `kernelsmith bench` evaluates on CUDA GPUs")
+            fail(f"{exc}; `kernelsmith bench` evaluates on CUDA GPUs"
+                 + ("" if generations is None else " (`--dry-run` screens and compiles a generations file without one)"))
         except (RuntimeError, ValueError, OSError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
 
     if samples is not None and (generations is not None or resume):
-        _fail("--samples starts a new bench run; --generations rows are the samples themselves, and --resume "
-              "continues the run's own plan")
+        fail("--samples starts a new bench run; --generations rows are the samples themselves, and --resume "
+             "continues the run's own plan")
     if generations is not None:
         if suite is None and kernelbench is None and dataset is not None:
-            _fail("--generations resolves references with --kernelbench PATH or --suite PATH (not --dataset)")
+            fail("--generations resolves references with --kernelbench PATH or --suite PATH (not --dataset)")
         if not generations.is_file():
-            _fail(f"generations file not found: {generations}")
+            fail(f"generations file not found: {generations}")
+        for name, path in (("--suite", suite), ("--kernelbench", kernelbench)):
+            if path is not None and not path.exists():
+                fail(f"{name} {path}: folder not found")
         pool = make_pool()
+        store = memory_store() if dry_run else open_store(db)
+        title = f"{'dry run ' if dry_run else ''}generations {label or generations.name}"
         try:
-            with pool, BenchView(console, f"generations {label or generations.name}") as view:
+            with pool, BenchView(console, title, dry_run=dry_run) as view:
                 out = run_generations(generations, pool, store, reference_root=kernelbench, suite=suite,
                                       label=label, on_event=view)
         except BenchInputError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         except KeyboardInterrupt:
-            err.print("interrupted: the evaluations finished so far are in runs.db")
+            note("interrupted: " + ("a dry run keeps nothing" if dry_run else
+                                    "the evaluations finished so far are in runs.db"))
             raise typer.Exit(130)
         for r in out.skipped[:20]:
-            err.print(f"[yellow]skipped[/] {r.where}: {r.reason}")
+            note(f"{r.where}: {r.reason}", prefix="skipped", style="yellow")
+        if dry_run:
+            summary, compiled = dry_run_summary(pool.records)
+            console.print()
+            console.print(dry_run_table(pool.records, f"dry run of {generations}"))
+            console.print(f"dry run: {summary}; nothing was run or timed, nothing written", soft_wrap=True)
+            raise typer.Exit(0 if compiled == len(pool.records) and not out.skipped else 1)
         console.print(summary_table(out.summary, f"run {out.run_id}: {label or generations.name}"))
         return
 
     if resume:
+        store = existing_store(db)
         try:
             info = store.get_run(resume)
         except (KeyError, LookupError, ValueError) as exc:
-            _fail(f"no run {resume!r} to resume: {exc}")
+            fail(f"no run {resume!r} to resume: {exc}")
         if info.kind != "bench":
-            _fail(f"run {info.id} is a {info.kind} run, not a bench run")
+            fail(f"run {info.id} is a {info.kind} run, not a bench run")
         selected, skipped = run_task_list(store, info.id), []
         req = request_from_run(info)
         model = model or info.model
         resume = info.id
     else:
+        store = None
         try:
             loaded = load_any(suite=suite, kernelbench=kernelbench, dataset=dataset, levels=level, tasks=tasks)
         except BenchInputError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         for s in loaded.skipped:
-            err.print(f"[yellow]skipped[/] {s.origin}: {s.reason}")
+            note(f"{s.origin}: {s.reason}", prefix="skipped", style="yellow")
         selected, skipped = loaded.tasks, loaded.skipped
-        req = OptimizeRequest("", model or "", strategy, Budget(max_candidates=budget),
-                              strategy_options=_options(option), base_url=base_url, seed=seed)
+        req = OptimizeRequest("", model or "", strategy, budget(budget_n, max_tokens, max_cost, max_minutes, patience),
+                              strategy_options=parse_options(option), base_url=base_url, seed=seed)
         if samples is not None:
             try:
                 req = sample_request(req, samples)
             except ValueError as exc:
-                _fail(str(exc))
+                fail(str(exc))
     req.sanitize, req.confirm = sanitize, confirm
     if not selected:
-        _fail("no tasks selected" + (" (every selected task was skipped; see above)" if skipped else
-                                     "; check --level / --tasks"))
+        fail("no tasks selected" + (" (every selected task was skipped; see above)" if skipped else
+                                    "; check --level / --tasks"))
     try:
         llm = make_model(model or "", base_url=base_url or req.base_url)
     except (LLMError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     req.model = llm.name
     source = {"suite": str(suite) if suite else None, "kernelbench": str(kernelbench) if kernelbench else None,
               "dataset": str(dataset) if dataset else None, "level": level, "tasks_spec": tasks}
     pool = make_pool()
+    if store is None:
+        store = open_store(db)
     try:
         with pool, BenchView(console, f"bench {llm.name} ({req.strategy})") as view:
             out = run_bench(selected, req, llm, pool, store, run_id=resume, on_event=view, skipped=skipped,
                             meta={"source": source})
     except KeyboardInterrupt:
-        err.print("interrupted: everything evaluated so far is in runs.db; continue with --resume")
+        note("interrupted: everything evaluated so far is in runs.db; continue with --resume")
         raise typer.Exit(130)
     except (RuntimeError, ValueError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     for t in out.tasks:
         if t.status == "failed":
-            err.print(f"[red]failed[/] {t.bench.label}: {t.reason}")
+            note(f"{t.bench.label}: {t.reason}", prefix="failed", style="red")
     console.print(summary_table(out.summary, f"run {out.run_id}: {llm.name}, {req.strategy}"))
     if out.status == "interrupted":
-        err.print(f"interrupted: continue with --resume {out.run_id}")
+        note(f"interrupted: continue with --resume {out.run_id}")
         raise typer.Exit(130)

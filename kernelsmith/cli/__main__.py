@@ -1,0 +1,3 @@
+from kernelsmith.cli.root import main
+
+main()
