@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 
 from kernelsmith.evaluate.static_context import Ctx
 from kernelsmith.evaluate.static_vocab import (
-    BUILDERS, C_INT, COMPUTE, GLUE, QUIET_IMPORTS, compute_kind, import_rule_id, op_name,
+    BUILDERS, C_INT, COMPUTE, GLUE, KERNEL_DECORATORS, QUIET_IMPORTS, compute_kind, import_rule_id, op_name,
 )
 
 Finding = Iterator[tuple[int, str]]
@@ -164,8 +164,19 @@ def system_access(ctx: Ctx) -> Finding:
       "write a CUDA kernel and build it with torch.utils.cpp_extension.load_inline or cupy.RawKernel")
 def no_kernel(ctx: Ctx) -> Finding:
     if not any("__global__" in raw for _, raw, _, _ in ctx.cuda) and \
-            not any(ctx.resolve(n.func) in BUILDERS for n, *_ in ctx.nodes(ast.Call)):
-        yield 1, "no `__global__` function and no load_inline/RawKernel call anywhere in the file"
+            not any(ctx.resolve(n.func) in BUILDERS for n, *_ in ctx.nodes(ast.Call)) and not _jit_kernels(ctx):
+        yield 1, ("no `__global__` function, no load_inline/RawKernel/SourceModule call and no @triton.jit or "
+                  "@numba.cuda.jit kernel anywhere in the file")
+
+
+def _jit_kernels(ctx: Ctx) -> list[str]:
+    """Functions decorated as Triton or Numba GPU kernels (`@triton.jit`, `@cuda.jit(...)`)."""
+    out = []
+    for n, *_ in ctx.nodes(ast.FunctionDef):
+        for d in n.decorator_list:
+            if ctx.resolve(d.func if isinstance(d, ast.Call) else d) in KERNEL_DECORATORS:
+                out.append(n.name)
+    return out
 
 
 @rule("precision", "warn", "lower precision may fail tolerance (the task computes in fp32)",

@@ -39,7 +39,10 @@ TENSOR_METHODS = set(_words("contiguous view reshape t transpose permute float h
 CREATORS = set(_words("empty empty_like zeros zeros_like ones ones_like full full_like randn rand tensor as_tensor cat "
                  "stack arange from_dlpack"))
 BUILDERS = set(_words("torch.utils.cpp_extension.load_inline torch.utils.cpp_extension.load cupy.RawKernel cupy.RawModule "
-                 "cupy.ElementwiseKernel cupy.ReductionKernel cupyx.jit.rawkernel torch.cuda.jiterator._create_jit_fn"))
+                 "cupy.ElementwiseKernel cupy.ReductionKernel cupyx.jit.rawkernel torch.cuda.jiterator._create_jit_fn "
+                 "pycuda.compiler.SourceModule"))
+# Decorators that make a Python function a GPU kernel (Triton, Numba's CUDA target)
+KERNEL_DECORATORS = set(_words("triton.jit numba.cuda.jit"))
 
 # --- rule tables: name -> rule id ---------------------------------------------------------
 IMPORT_RULES = {
@@ -54,7 +57,8 @@ IMPORT_RULES = {
     **dict.fromkeys(_words("kernelsmith builtins unittest.mock mock torch.library torch.overrides "
                       "torch.utils._python_dispatch"), "harness-tampering"),
 }
-QUIET_IMPORTS = set(_words("torch cupy cupyx numpy math typing functools dataclasses collections itertools operator "
+QUIET_IMPORTS = set(_words("torch cupy cupyx triton numba pycuda numpy math typing functools dataclasses collections "
+                      "itertools operator "
                       "__future__ warnings enum abc contextlib textwrap string re struct"))
 OS_OK = set(_words("path cpu_count getpid sep pathsep linesep name fspath fork forkpty register_at_fork"))
 FILE_FUNCS = set(_words("sys.exit io.open torch.utils.cpp_extension.load torch.load torch.save numpy.load numpy.save "

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from kernelsmith.harness.loader import Capture, load_module, patch_cupy, patch_load_inline, stub_cupy
+from kernelsmith.harness.loader import Capture, load_module, patch_cupy, patch_load_inline, patch_pycuda, stub_cupy
 
 LOG_LIMIT = 4000
 OK_MARKER = ".ks_ok"
@@ -122,9 +122,10 @@ def run(args: dict) -> dict:
         patch_cupy(capture, cupy)
     except Exception:
         stub_cupy(capture)
+    patch_pycuda(capture)
     warnings: list[str] = []
     try:
-        load_module(args["candidate_path"], "ks_candidate")
+        capture.scan(load_module(args["candidate_path"], "ks_candidate"))
     except CompileFailed as exc:
         return _fail("compile", exc.log, capture, t0)
     except subprocess.TimeoutExpired:
@@ -146,7 +147,7 @@ def run(args: dict) -> dict:
             except subprocess.TimeoutExpired:
                 return _fail("compile_timeout", "nvcc ran past its time limit", capture, t0)
     if capture.backend == "none" and not warnings:
-        warnings.append("no load_inline or CuPy kernel was created at import time")
+        warnings.append("no load_inline, CuPy, PyCUDA, Triton or Numba kernel was created at import time")
     with open(os.path.join(build_dir, OK_MARKER), "w") as f:
         f.write(capture.backend)
     return {

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from kernelsmith.harness import bound, check, integrity, probe, provenance, seal, surface, timed, timing
-from kernelsmith.harness.loader import Capture, load_module, patch_cupy, patch_load_inline
+from kernelsmith.harness.loader import Capture, load_module, patch_cupy, patch_load_inline, patch_pycuda
 from kernelsmith.harness.prepare import Prepared, prepare
 from kernelsmith.harness.stops import CUDA_FAULT_MARKERS, Stop, classify  # noqa: F401 - re-exported
 from kernelsmith.harness.tensors import (  # noqa: F401 - re-exported for the harness's other jobs
@@ -190,11 +190,17 @@ class Evaluation:
             patch_cupy(self.capture, cupy)
         except Exception:  # noqa: BLE001 - CuPy absent: CuPy candidates fail at import
             pass
+        patch_pycuda(self.capture)
+        # JIT caches of the Python kernel languages: per candidate, inside its build
+        # directory (never a cache another candidate or the host wrote)
+        for var, sub in (("TRITON_CACHE_DIR", "triton"), ("NUMBA_CACHE_DIR", "numba")):
+            os.environ[var] = os.path.join(self.args["build_dir"], sub)
         self._watch()
 
     def _import_candidate(self) -> None:
         try:
             mod = load_module(self.args["candidate_path"], "ks_candidate")
+            self.capture.scan(mod)
         except Exception as exc:  # noqa: BLE001
             text = f"{type(exc).__name__}: {exc}"
             if "Error building extension" in text:

@@ -25,12 +25,54 @@ class Capture:
 
     inline: list[dict] = field(default_factory=list)  # load_inline(...) keyword arguments
     cupy: list[dict] = field(default_factory=list)  # {"code", "name", "options"}
+    pycuda: list[dict] = field(default_factory=list)  # SourceModule(...): {"code", "options"}
+    # Python-level kernels found in the candidate's namespace after its import: name lists
+    triton: list[str] = field(default_factory=list)  # @triton.jit (also under autotune/heuristics)
+    numba: list[str] = field(default_factory=list)  # @numba.cuda.jit
 
     @property
     def backend(self) -> str:
-        if self.inline and self.cupy:
-            return "load_inline+cupy"
-        return "load_inline" if self.inline else ("cupy" if self.cupy else "none")
+        used = [name for name, recs in (("load_inline", self.inline), ("cupy", self.cupy), ("pycuda", self.pycuda),
+                                        ("triton", self.triton), ("numba", self.numba)) if recs]
+        return "+".join(used) if used else "none"
+
+    def scan(self, module: types.ModuleType) -> None:
+        """Record the Triton and Numba kernels a module defines (at its top level or in its
+        classes): their names are what the profiler lists, so the candidate's own work can
+        be told from a framework's."""
+        seen: set[int] = set()
+        values = list(vars(module).values())
+        for v in list(values):
+            if isinstance(v, type) and v.__module__ == module.__name__:
+                values.extend(vars(v).values())
+        for v in values:
+            if id(v) in seen:
+                continue
+            seen.add(id(v))
+            kind, name = kernel_kind(v)
+            if kind == "triton" and name not in self.triton:
+                self.triton.append(name)
+            elif kind == "numba" and name not in self.numba:
+                self.numba.append(name)
+
+
+def kernel_kind(obj: Any) -> tuple[str, str]:
+    """("triton" | "numba", kernel name) for a JIT-compiled GPU kernel object, else ("", "")."""
+    mod = type(obj).__module__ or ""
+    if mod.startswith("triton"):
+        fn = obj
+        for _ in range(4):  # Autotuner -> Heuristics -> JITFunction -> the Python function
+            inner = getattr(fn, "fn", None)
+            if inner is None:
+                break
+            fn = inner
+        name = getattr(fn, "__name__", None)
+        return ("triton", name) if isinstance(name, str) and fn is not obj else ("", "")
+    if mod.startswith(("numba.cuda", "numba_cuda")):
+        py = getattr(obj, "py_func", None)
+        name = getattr(py, "__name__", None)
+        return ("numba", name) if isinstance(name, str) else ("", "")
+    return "", ""
 
 
 def load_module(path: str, name: str) -> types.ModuleType:
@@ -82,6 +124,21 @@ def patch_cupy(capture: Capture, cupy_module: Any) -> None:
 
     cupy_module.RawKernel = RawKernel
     cupy_module.RawModule = RawModule
+
+
+def patch_pycuda(capture: Capture) -> None:
+    """Record the source of every PyCUDA SourceModule (where PyCUDA is installed)."""
+    try:
+        import pycuda.compiler as compiler
+    except Exception:  # noqa: BLE001 - not installed (no wheel exists; docs/languages.md)
+        return
+    real = compiler.SourceModule
+
+    def SourceModule(source, *args, **kwargs):
+        capture.pycuda.append({"code": source, "options": list(kwargs.get("options") or [])})
+        return real(source, *args, **kwargs)
+
+    compiler.SourceModule = SourceModule
 
 
 def stub_cupy(capture: Capture) -> types.ModuleType:

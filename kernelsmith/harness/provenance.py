@@ -41,8 +41,8 @@ def kernel_names(capture: Capture) -> set[str]:
         for key in ("cuda_sources", "cpp_sources"):
             val = rec.get(key) or []
             sources.extend([val] if isinstance(val, str) else list(val))
-    sources.extend(k["code"] for k in capture.cupy if isinstance(k.get("code"), str))
-    names: set[str] = set()
+    sources.extend(k["code"] for k in capture.cupy + capture.pycuda if isinstance(k.get("code"), str))
+    names: set[str] = set(capture.triton) | set(capture.numba)  # Python-level kernels: their own names
     for src in sources:
         names |= names_in_text(src)
     return names
@@ -86,6 +86,9 @@ def as_profiler_shows(name: str) -> str | None:
 def _is_own(kernel: str, names: set[str]) -> bool:
     # Demangled C++ names look like "ns::name<float>(float const*, ...)" or "void name(...)".
     base = re.split(r"[(<]", kernel, maxsplit=1)[0].split("::")[-1].split()[-1] if kernel else ""
+    # Numba names a kernel cudapy::<module>::<name>$<n>(Array<...>): the function name
+    # with a specialisation counter
+    base = re.sub(r"\$\d+$", "", base)
     if base in names or any(re.search(rf"(^|[\s:]){re.escape(n)}\s*[(<]", kernel) for n in names):
         return True
     return any(as_profiler_shows(n) == kernel for n in names)
