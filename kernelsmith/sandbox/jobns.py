@@ -92,6 +92,10 @@ def needed_paths(req: dict) -> list[tuple[str, bool]]:
                 walk(x)
 
     walk(req.get("args") or {})
+    # A file named in the arguments comes with its directory (read-only): a script's
+    # parameters, a task's neighbours.
+    out = [(os.path.dirname(p) if not rw and os.path.isfile(p) and os.path.dirname(p) not in PRIVATE_DIRS else p, rw)
+           for p, rw in out]
     env = req.get("env") or {}
     for var in ("PYTHONPATH", "CUDA_HOME", "CUDA_PATH", "LD_LIBRARY_PATH", "PATH"):
         out += [(p, False) for p in env.get(var, "").split(os.pathsep) if p.startswith("/")]
@@ -143,6 +147,7 @@ def isolate(req: dict) -> str | None:
     except OSError:
         return None
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    needed = needed_paths(req)  # before the tmpfs covers what it looks at
     fds = {}
     for d in PRIVATE_DIRS:
         if os.path.isdir(d):
@@ -150,7 +155,7 @@ def isolate(req: dict) -> str | None:
     for d, size in PRIVATE_DIRS.items():
         if d in fds:
             _mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777")
-    _expose(needed_paths(req), fds)
+    _expose(needed, fds)
     for fd in fds.values():
         os.close(fd)
     return "ok"
