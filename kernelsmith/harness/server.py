@@ -199,17 +199,25 @@ def _child_main(req: dict, wfd: int) -> None:
         os.closerange(high + 1, 65536)
         wfd = high
         if ISOLATION and os.geteuid() == 0 and jobns.isolate(req):
+            # PID 1 ignores the signals it sends itself: it cannot die "like the job", so
+            # it hands the job's wait status to this child, which can.
+            st_r, st_w = os.pipe()
             init = os.fork()
-            if init:  # the set-up child: wait for the namespace's PID 1, exit as it did
+            if init:  # the set-up child: wait for the namespace's PID 1, exit as the job did
                 os.close(wfd)
+                os.close(st_w)
                 _, st = os.waitpid(init, 0)
-                jobns.exit_like(st)
+                told = os.read(st_r, 32)
+                jobns.exit_like(int(told) if told.strip().isdigit() else st)
+            os.close(st_r)
             jobns.become_init()  # PID 1 of the job's namespace, with its own /proc
             job = os.fork()
             if job:
                 os.close(wfd)
                 st = jobns.reap_until(job)
-                jobns.exit_like(st)  # and the kernel kills the rest of the namespace
+                os.write(st_w, str(st).encode())
+                os._exit(0)  # and the kernel kills the rest of the namespace
+            os.close(st_w)
         os.chdir(scratch)
         env = req.get("env") or {}
         os.environ.clear()
