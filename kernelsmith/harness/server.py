@@ -491,6 +491,14 @@ def main() -> None:
         signal.signal(sig, _die)
     if args.parent_fd is not None:
         _watch_parent(args.parent_fd)
+    # Non-dumpable: a job running as the server's user (Docker, or no privileges to drop)
+    # cannot read its /proc/PID/environ, nor, as jobs inherit it, another job's.
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE
+    except Exception:
+        pass
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     if args.nice:
         os.nice(args.nice)

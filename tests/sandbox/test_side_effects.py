@@ -48,6 +48,10 @@ def test_shelling_out_leaves_nothing(harness):
         assert _marked(marker) == [], "a daemon outlived its job"
         # No file reached the host's temporary directories.
         assert _leftover_files(marker) == [], "a job left files in the host's temporary directories"
+        # Nor does the next job find them (Docker: the container's own tmpfs, swept).
+        look = harness.run("side_effects", {"mode": "look", "files": got["written"]}, timeout=60)
+        assert look.status == "ok", look
+        assert look.result["returned"] == [], look.result
         # No environment with the canary or a secret was readable (PID 1's, the fork
         # server's, the orchestrator's stand-in holding them: conftest.secrets_in_env).
         assert got["leaks"] == [], got
