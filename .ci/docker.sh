@@ -13,6 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LOG=${KS_DOCKERD_LOG:-/var/log/ks-dockerd.log}
 WAIT=${KS_DOCKER_WAIT:-60}
+# Which engine this script started: "pid N" (dockerd started here) or "systemd".
+STARTED=${KS_DOCKERD_STARTED:-/run/ks-dockerd.started}
 
 say() { echo "[.ci/docker.sh] $*"; }
 die() {
@@ -25,6 +27,22 @@ die() {
 }
 
 engine_up() { timeout 10 docker info >/dev/null 2>&1; }
+
+# bash .ci/docker.sh --stop: stop the engine this script started (none other).
+if [ "${1:-}" = "--stop" ]; then
+    [ -f "$STARTED" ] || { say "no engine started by this script"; exit 0; }
+    read -r how pid < "$STARTED" || true
+    if [ "$how" = systemd ]; then
+        systemctl stop docker docker.socket containerd 2>/dev/null || true
+    elif [ "$how" = pid ] && kill -0 "$pid" 2>/dev/null; then
+        say "stopping dockerd (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 30; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+        kill -0 "$pid" 2>/dev/null && { say "dockerd did not stop within 30 s: SIGKILL"; kill -KILL "$pid" || true; }
+    fi
+    rm -f "$STARTED"
+    exit 0
+fi
 
 # 1. Packages: the engine (docker.io brings dockerd, containerd, runc and docker-init,
 #    used for --init) and a static busybox for the test image's root fs.
@@ -52,6 +70,7 @@ start_dockerd() {
     # setsid + nohup: the daemon outlives this script and the CI step that ran it.
     setsid nohup dockerd "$@" >>"$LOG" 2>&1 </dev/null &
     local pid=$! i
+    echo "pid $pid" > "$STARTED"
     for ((i = 0; i < WAIT; i++)); do
         engine_up && return 0
         if ! kill -0 "$pid" 2>/dev/null; then
@@ -64,6 +83,7 @@ start_dockerd() {
     kill "$pid" 2>/dev/null || true
     for ((i = 0; i < 15; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
     kill -9 "$pid" 2>/dev/null || true
+    rm -f "$STARTED"
     return 1
 }
 
@@ -72,7 +92,7 @@ if engine_up; then
 else
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
         say "starting docker through systemd"
-        systemctl start docker || true
+        systemctl start docker && echo "systemd" > "$STARTED" || true
         for ((i = 0; i < WAIT; i++)); do engine_up && break; sleep 1; done
     fi
     if ! engine_up; then

@@ -13,8 +13,31 @@ from pathlib import Path
 HARNESS_VERSION = "5"  # bump when a change to the harness invalidates cached results
 
 
+ROOT_HOME = Path("/var/lib/kernelsmith")  # root's default when its home is private
+
+
+def _traversable(path: Path) -> bool:
+    """Can every user reach `path` (each directory down to it searchable by others)?"""
+    p = path.resolve()
+    for d in (p, *p.parents):
+        try:
+            if not d.stat().st_mode & 0o001:
+                return False
+        except OSError:
+            continue  # not made yet: its parents decide
+    return True
+
+
 def home() -> Path:
-    return Path(os.environ.get("KERNELSMITH_HOME", Path.home() / ".kernelsmith")).expanduser()
+    """KERNELSMITH_HOME, else ~/.kernelsmith. As root, sandboxed jobs run as nobody and must
+    reach the caches, so where root's home is private (mode 700, the usual /root) the
+    default is /var/lib/kernelsmith instead (unless ~/.kernelsmith is already reachable)."""
+    if os.environ.get("KERNELSMITH_HOME"):
+        return Path(os.environ["KERNELSMITH_HOME"]).expanduser()
+    default = Path.home() / ".kernelsmith"
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and not _traversable(default):
+        return ROOT_HOME
+    return default
 
 
 def _env_float(name: str) -> float | None:

@@ -69,16 +69,55 @@ def _docker() -> dict:
         return {"engine": None, "reachable": False, "reason": str(exc).splitlines()[0][:200]}
 
 
-def diagnose() -> dict:
+def sandbox_job(sb, timeout: float = 180.0) -> dict:
+    """Run one real tiny job through the sandbox, the way compiles run: it imports torch
+    and kernelsmith and writes into the cache (KERNELSMITH_HOME). Proves that the job's
+    user reaches the interpreter, site-packages, the package and the cache."""
+    import time
+    import uuid
+
+    from kernelsmith import config
+    from kernelsmith.sandbox.base import ServerSpec
+
+    build = config.home() / "cache" / "build"
+    out = build / f"doctor-{uuid.uuid4().hex[:8]}"
+    start = time.monotonic()
+    server = None
+    try:
+        for d in (config.home(), config.home() / "cache", build):
+            d.mkdir(exist_ok=True)
+        build.chmod(0o755)
+        if hasattr(sb, "add_mount"):  # Docker mounts it; the process sandbox checks nobody reaches it
+            sb.add_mount(str(config.home() / "cache"), "rw")
+        server = sb.start(ServerSpec(role="cpu"))
+        res = server.submit("selfcheck", {"out": str(out)}, timeout=timeout, writable=[str(out)]).result()
+        seconds = time.monotonic() - start
+        if res.status != "ok":
+            detail = res.result if isinstance(res.result, str) else res.output
+            last = (detail or "").strip().splitlines()[-1:] or [""]
+            return {"ok": False, "seconds": seconds, "detail": f"{res.status}: {last[0][:300]}"}
+        wrote = (out / "selfcheck.txt").is_file()
+        return {"ok": wrote, "seconds": seconds, "uid": res.result.get("uid"),
+                "detail": "" if wrote else "the job's file is not in the cache"}
+    except Exception as exc:  # noqa: BLE001 - the doctor reports, never raises
+        return {"ok": False, "seconds": time.monotonic() - start, "detail": str(exc).splitlines()[0][:300]}
+    finally:
+        if server is not None:
+            server.close()
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def diagnose(run_job: bool = True) -> dict:
     from kernelsmith import sandbox as sandboxes
 
     nvcc = shutil.which("nvcc")
     nvcc_version = _run([nvcc, "--version"]) if nvcc else None
     try:
         sb = sandboxes.select("auto")
-        sandbox = {"name": sb.name, "detail": sb.describe()}
+        job = sandbox_job(sb) if run_job else None
+        sandbox = {"name": sb.name, "detail": sb.describe(), "job": job}
     except Exception as exc:  # noqa: BLE001
-        sandbox = {"name": None, "detail": str(exc)}
+        sandbox = {"name": None, "detail": str(exc), "job": {"ok": False, "detail": str(exc)[:300]}}
     torch = _torch()
     report = {
         "gpus": _gpus(),
@@ -90,7 +129,8 @@ def diagnose() -> dict:
         "sandbox": sandbox,
     }
     report["can_evaluate"] = bool(torch.get("available"))
-    report["can_compile"] = bool(nvcc)
+    job_ok = (sandbox.get("job") or {}).get("ok", not run_job)
+    report["can_compile"] = bool(nvcc) and bool(job_ok)
     return report
 
 
@@ -109,6 +149,10 @@ def render_doctor(r: dict, console: Console) -> None:
     d = r["docker"]
     t.add_row("Docker engine", d["engine"] and f"{d['engine']}" or f"not reachable ({d.get('reason', '')})")
     t.add_row("sandbox in use", r["sandbox"]["detail"] or str(r["sandbox"]["name"]))
+    job = r["sandbox"].get("job")
+    if job is not None:
+        t.add_row("sandbox job", f"{ok} (uid {job.get('uid')}, imported torch and kernelsmith, wrote into the "
+                  f"cache, {job['seconds']:.1f} s)" if job["ok"] else f"{bad} ({job.get('detail', '')})")
     t.add_row("can compile", ok if r["can_compile"] else bad)
     t.add_row("can evaluate on a GPU", ok if r["can_evaluate"] else bad)
     console.print(t)

@@ -54,7 +54,25 @@ def _script(args: dict) -> dict:
     return {"returned": fn() if callable(fn) else None}
 
 
+def _selfcheck(args: dict) -> dict:
+    """`kernelsmith doctor`'s tiny real job: import what every job imports, write into the
+    cache directory it was given, report who it ran as."""
+    import os
+
+    import torch
+
+    import kernelsmith
+
+    path = os.path.join(args["out"], "selfcheck.txt")
+    with open(path, "w") as f:
+        f.write(torch.__version__)
+    x = torch.ones(4)
+    return {"uid": os.getuid(), "torch": torch.__version__, "kernelsmith": kernelsmith.__file__,
+            "wrote": path, "sum": float((x + x).sum())}
+
+
 JOBS: dict[str, Callable[[dict], dict]] = {
+    "selfcheck": _selfcheck,
     "probe": _probe,
     "compile": _compile,
     "evaluate": _evaluate,

@@ -31,6 +31,57 @@ from dataclasses import dataclass, field
 OUTPUT_TAIL = 8000  # bytes of a child's stdout/stderr returned to the orchestrator
 RESULT_LIMIT = 64 << 20  # a result larger than this is treated as hostile
 NOBODY = 65534
+# Whether jobs get their own mount and PID namespace (probed once at start-up).
+ISOLATION = False
+_CHILDREN: dict = {}
+_DIE_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # pid -> Child, for the signal handlers and the parent watch
+
+
+def _probe_isolation() -> bool:
+    """Can a forked child unshare a mount and a PID namespace here? (Not in a default
+    Docker container, nor as a user without user namespaces.)"""
+    if os.geteuid() != 0:
+        return False
+    pid = os.fork()
+    if pid == 0:
+        try:
+            from kernelsmith.sandbox import jobns
+
+            jobns._check(jobns.libc().unshare(jobns.CLONE_NEWNS | jobns.CLONE_NEWPID), "unshare")
+            jobns._mount(None, "/", None, jobns.MS_REC | jobns.MS_PRIVATE)
+            jobns._mount("tmpfs", "/tmp", "tmpfs", 0, "size=1m")
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, st = os.waitpid(pid, 0)
+    return os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0
+
+
+def _die(*_args) -> None:
+    """SIGTERM, SIGINT, SIGHUP or the end of the parent: kill every job, then exit. (As
+    PID 1 of the sandbox's namespace the server would otherwise ignore SIGTERM.)"""
+    for pid in list(_CHILDREN):
+        _kill_group(pid)
+    os._exit(0)
+
+
+def _watch_parent(fd: int) -> None:
+    """Exit (killing every job) when the process that started us is gone: it holds the
+    write end of this pipe, so its death, even by SIGKILL, is end-of-file here."""
+    import threading
+
+    def watch() -> None:
+        while True:
+            try:
+                if not os.read(fd, 1):
+                    break
+            except InterruptedError:
+                continue
+            except OSError:
+                break
+        _die()
+
+    threading.Thread(target=watch, daemon=True, name="ks-parent-watch").start()
 
 
 @dataclass
@@ -107,10 +158,20 @@ def _drop_privileges(scratch: str) -> None:
 
 
 def _child_main(req: dict, wfd: int) -> None:
-    """Runs in the forked child. Never returns."""
+    """Runs in the forked child. Never returns.
+
+    With namespaces (see kernelsmith/sandbox/jobns.py) this child only sets the job up:
+    it unshares a mount and a PID namespace, mounts the private /tmp, /var/tmp and
+    /dev/shm, and forks PID 1 of the job's namespace, which forks the job and, when the
+    job exits, exits too, so that the kernel kills whatever the job left running. Without
+    them the job runs in this child (its process group and orphans are killed by the
+    server, its files in the temporary directories swept)."""
     code = 0
     try:
+        from kernelsmith.sandbox import jobns
+
         os.setsid()  # own process group: a timeout kills everything it started
+        jobns.libc().prctl(jobns.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # dies with the server
         scratch = req["scratch"]
         os.makedirs(scratch, exist_ok=True)
         if req.get("drop_privileges") and os.geteuid() == 0:
@@ -121,6 +182,9 @@ def _child_main(req: dict, wfd: int) -> None:
             for path in req.get("writable", []):
                 os.makedirs(path, exist_ok=True)
                 os.chown(path, NOBODY, NOBODY)
+        else:
+            for path in req.get("writable", []):
+                os.makedirs(path, exist_ok=True)
         log = os.open(os.path.join(scratch, "output.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         if req.get("drop_privileges") and os.geteuid() == 0:
             os.fchown(log, NOBODY, NOBODY)
@@ -134,6 +198,26 @@ def _child_main(req: dict, wfd: int) -> None:
         os.closerange(3, high)
         os.closerange(high + 1, 65536)
         wfd = high
+        if ISOLATION and os.geteuid() == 0 and jobns.isolate(req):
+            # PID 1 ignores the signals it sends itself: it cannot die "like the job", so
+            # it hands the job's wait status to this child, which can.
+            st_r, st_w = os.pipe()
+            init = os.fork()
+            if init:  # the set-up child: wait for the namespace's PID 1, exit as the job did
+                os.close(wfd)
+                os.close(st_w)
+                _, st = os.waitpid(init, 0)
+                told = os.read(st_r, 32)
+                jobns.exit_like(int(told) if told.strip().isdigit() else st)
+            os.close(st_r)
+            jobns.become_init()  # PID 1 of the job's namespace, with its own /proc
+            job = os.fork()
+            if job:
+                os.close(wfd)
+                st = jobns.reap_until(job)
+                os.write(st_w, str(st).encode())
+                os._exit(0)  # and the kernel kills the rest of the namespace
+            os.close(st_w)
         os.chdir(scratch)
         env = req.get("env") or {}
         os.environ.clear()
@@ -141,6 +225,8 @@ def _child_main(req: dict, wfd: int) -> None:
         _apply_limits(req.get("limits") or {})
         if req.get("drop_privileges"):
             _drop_privileges(scratch)
+        if os.geteuid() == 0:
+            jobns.drop_admin_caps()  # a job left root cannot unmount its private /tmp
         from kernelsmith.harness import jobs
 
         result = jobs.run(req["job"], req.get("args") or {})
@@ -278,8 +364,21 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-def serve(sock_path: str) -> None:
+def serve(sock_path: str, sweep: str = "auto") -> None:
+    global ISOLATION
     _become_subreaper()
+    ISOLATION = _probe_isolation()
+    from kernelsmith.sandbox import jobns
+
+    # Without namespaces, what jobs leave in /tmp, /var/tmp, /dev/shm is swept when no job
+    # runs: everything new there ("all": the Docker container's own tmpfs), or only what
+    # nobody owns ("nobody": jobs dropped to nobody on a host) or nothing ("none": jobs run
+    # as the user who started us, whose own files we cannot tell apart).
+    if sweep == "auto":
+        sweep = "none" if ISOLATION else ("nobody" if os.geteuid() == 0 else "none")
+    tmp_before = jobns.snapshot_tmp() if sweep != "none" else None
+    print(f"fork server: per-job namespaces {'on' if ISOLATION else 'OFF'}, tmp sweep {sweep}",
+          file=sys.stderr, flush=True)
     _preimport()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(sock_path)
@@ -291,7 +390,8 @@ def serve(sock_path: str) -> None:
     conn.setblocking(False)
     sel = selectors.DefaultSelector()
     sel.register(conn, selectors.EVENT_READ, "conn")
-    children: dict[int, Child] = {}
+    children: dict[int, Child] = _CHILDREN
+    dirty = False  # a job ended since the last sweep of the temporary directories
     inbuf = bytearray()
     outbuf = bytearray()
     closing = False
@@ -346,7 +446,11 @@ def serve(sock_path: str) -> None:
                     sel.unregister(ch.rfd)
                     os.close(ch.rfd)
                 del children[pid]
+                dirty = True
                 outbuf += json.dumps(_response(ch)).encode() + b"\n"
+        if dirty and not children and tmp_before is not None:
+            dirty = False
+            jobns.sweep_tmp(tmp_before, uid=NOBODY if sweep == "nobody" else None)
         if outbuf and not closing:
             conn.setblocking(True)
             conn.sendall(outbuf)
@@ -356,10 +460,17 @@ def serve(sock_path: str) -> None:
 
 def _spawn(req: dict) -> Child:
     rfd, wfd = os.pipe()
+    # No signal in between: a job must never run the server's handlers (they kill jobs).
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _DIE_SIGNALS)
     pid = os.fork()
     if pid == 0:
+        for sig in _DIE_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        _CHILDREN.clear()
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
         os.close(rfd)
         _child_main(req, wfd)
+    signal.pthread_sigmask(signal.SIG_SETMASK, old)
     os.close(wfd)
     now = time.monotonic()
     return Child(req=req, pid=pid, rfd=rfd, deadline=now + float(req.get("timeout", 60)), started=now)
@@ -371,11 +482,27 @@ def main() -> None:
     parser.add_argument("--nice", type=int, default=0,
                         help="lower this server's and its jobs' CPU priority (compile servers: GPU timing "
                              "runs must not wait for CPU behind nvcc)")
+    parser.add_argument("--parent-fd", type=int, default=None,
+                        help="read end of a pipe whose write end the parent holds: exit when it closes")
+    parser.add_argument("--sweep-tmp", choices=["auto", "all", "nobody", "none"], default="auto",
+                        help="without per-job namespaces, what to remove from /tmp, /var/tmp, /dev/shm after jobs")
     args = parser.parse_args()
+    for sig in _DIE_SIGNALS:
+        signal.signal(sig, _die)
+    if args.parent_fd is not None:
+        _watch_parent(args.parent_fd)
+    # Non-dumpable: a job running as the server's user (Docker, or no privileges to drop)
+    # cannot read its /proc/PID/environ, nor, as jobs inherit it, another job's.
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE
+    except Exception:
+        pass
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     if args.nice:
         os.nice(args.nice)
-    serve(args.socket)
+    serve(args.socket, args.sweep_tmp)
 
 
 if __name__ == "__main__":

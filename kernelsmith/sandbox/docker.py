@@ -1,7 +1,7 @@
 """The Docker sandbox: the fork server runs in a locked-down container.
 
 The container has no network (`network_mode="none"`), a read-only root file system with
-a tmpfs `/tmp`, no capabilities, `no-new-privileges`, a pids and a memory cgroup limit,
+tmpfs `/tmp` and `/var/tmp` (and its own `/dev/shm`), no capabilities, `no-new-privileges`, a pids and a memory cgroup limit,
 runs as nobody (65534) and sees a GPU only through a device request for the server's
 own GPU. It sees the host only through bind mounts at the same path inside as outside,
 so job paths need no translation:
@@ -177,7 +177,10 @@ class DockerSandbox:
 
     def describe(self) -> str:
         parts = [
-            f"docker sandbox (image {self.image}): no network, read-only root with a tmpfs /tmp",
+            f"docker sandbox (image {self.image}): no network, read-only root, the container's own tmpfs "
+            "/tmp, /var/tmp and /dev/shm (swept after jobs)",
+            "no per-job namespaces (seccomp forbids unshare): jobs of one container share its PID namespace; "
+            "process groups and orphans killed, environments unreadable (non-dumpable)",
             f"user {self.user}, all capabilities dropped, no-new-privileges",
             f"pids <= {self.pids_limit}, memory <= {self.limits.memory_mb} MiB, per-job rlimits",
             "GPU by device request" if self.gpus else "no GPU",
@@ -276,7 +279,10 @@ class DockerSandbox:
 
         memory = f"{self.limits.memory_mb}m"
         options = dict(
-            command=[self.python, "-m", "kernelsmith.harness.server", "--socket", sock, *server_args(spec)],
+            # No per-job namespaces in here (the default seccomp profile forbids unshare):
+            # the server sweeps what jobs leave in the container's /tmp, /var/tmp, /dev/shm.
+            command=[self.python, "-m", "kernelsmith.harness.server", "--socket", sock, "--sweep-tmp", "all",
+                     *server_args(spec)],
             detach=True,
             name=f"ks-{spec.role}-{uuid.uuid4().hex[:10]}",
             labels=ownership_labels(spec.role, [root, ipc]),
@@ -285,7 +291,8 @@ class DockerSandbox:
             user=self.user,
             network_mode="none",
             read_only=True,
-            tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={self.tmp_size}"},
+            tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={self.tmp_size}",
+                   "/var/tmp": "rw,noexec,nosuid,nodev,size=256m"},
             ipc_mode="private",
             shm_size=self.shm_size,
             pids_limit=self.pids_limit,

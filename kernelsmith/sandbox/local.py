@@ -30,7 +30,7 @@ def netns_prefix() -> tuple[str, ...]:
     unshare = shutil.which("unshare")
     if not unshare:
         return ()
-    pid = ("--pid", "--fork", "--mount-proc")
+    pid = ("--pid", "--fork", "--kill-child", "--mount-proc")
     candidates = [(unshare, "--net", *pid), (unshare, "--net")] if os.geteuid() == 0 else []
     candidates += [(unshare, "--map-root-user", "--net", *pid), (unshare, "--map-root-user", "--net")]
     for prefix in candidates:
@@ -41,6 +41,38 @@ def netns_prefix() -> tuple[str, ...]:
         if ok:
             return prefix
     return ()
+
+
+def job_paths(extra=()) -> list[str]:
+    """Everything a job reads by name: the interpreter (its venv and the base
+    installation it was made from), site-packages and every other sys.path entry, this
+    package, and the state directory (KERNELSMITH_HOME: the caches jobs build into)."""
+    import site
+
+    from kernelsmith import config
+
+    paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.realpath(sys.executable), source_root(),
+             str(config.home())]
+    try:
+        paths += site.getsitepackages()
+    except AttributeError:
+        pass
+    paths += [p for p in sys.path if p and os.path.isabs(p) and os.path.exists(p)]
+    paths += list(extra)
+    return list(dict.fromkeys(os.path.abspath(p) for p in paths))
+
+
+def _existing(path: str) -> str:
+    """The path itself, or its nearest existing ancestor (a cache made later)."""
+    p = os.path.abspath(path)
+    while not os.path.exists(p) and os.path.dirname(p) != p:
+        p = os.path.dirname(p)
+    return p
+
+
+def unreachable(paths) -> list[str]:
+    """The paths among `paths` that an unprivileged user (nobody) cannot reach."""
+    return [p for p in paths if not world_readable(_existing(p))]
 
 
 def world_readable(path: str) -> bool:
@@ -65,17 +97,45 @@ class LocalSandbox:
                  drop_privileges: bool = True, scratch_root: str | None = None):
         self.limits = limits or Limits()
         self.network_isolation = network_isolation
-        # Dropping to nobody only works if nobody can still read Python and this package.
-        self.drop_privileges = (drop_privileges and os.geteuid() == 0 and world_readable(sys.prefix)
-                                and world_readable(source_root()))
+        self._want_drop = drop_privileges
+        self._mounts: list[str] = []
         self.scratch_root = scratch_root
+        self.drop_privileges = False
+        self.why_not_nobody = ""
+        self._decide_user()
+
+    def _decide_user(self) -> None:
+        """Jobs become nobody only when nobody can reach everything a job imports or
+        writes (job_paths); otherwise they run as the current user, and describe() says
+        why. An unreachable path is never reported as the candidate's failure."""
+        if not self._want_drop:
+            self.drop_privileges, self.why_not_nobody = False, "dropping privileges switched off"
+        elif os.geteuid() != 0:
+            self.drop_privileges, self.why_not_nobody = False, "not root"
+        else:
+            bad = unreachable(job_paths(self._mounts))
+            self.drop_privileges = not bad
+            self.why_not_nobody = (f"nobody cannot reach {bad[0]}" + (f" (and {len(bad) - 1} more)"
+                                                                       if len(bad) > 1 else "")) if bad else ""
+
+    def add_mount(self, path: str, mode: str = "rw") -> None:
+        """A path jobs must reach (the evaluator's cache): servers started from now on
+        run jobs as nobody only if nobody can reach it."""
+        self._mounts.append(os.path.abspath(path))
+        self._decide_user()
 
     def describe(self) -> str:
         prefix = netns_prefix() if self.network_isolation else ()
         net = "no network (netns)" if prefix else "network NOT isolated"
         if "--pid" in prefix:
             net += ", own PID namespace and /proc"
-        user = "jobs run as nobody" if self.drop_privileges else "jobs run as the current user"
+            if os.geteuid() == 0 or "--map-root-user" in prefix:
+                net += "; per job: private /tmp, /var/tmp, /dev/shm and PID namespace (whole tree killed)"
+        else:
+            net += ("; NO per-job namespaces: jobs share the host's /tmp (swept of what nobody leaves "
+                    "when jobs run as nobody), process groups and orphans killed")
+        user = ("jobs run as nobody" if self.drop_privileges
+                else f"jobs run as the current user ({self.why_not_nobody})")
         return f"process sandbox: {net}; {user}; rlimits on processes, files, file size, CPU time"
 
     def start(self, spec: ServerSpec) -> SocketServer:
@@ -86,12 +146,23 @@ class LocalSandbox:
         env = child_env(spec, home=root, source_root=source_root())
         prefix = netns_prefix() if self.network_isolation else ()
         log = open(os.path.join(ipc, "server.log"), "wb")
-        proc = subprocess.Popen(
-            [*prefix, sys.executable, "-m", "kernelsmith.harness.server", "--socket", sock, *server_args(spec)],
-            env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            start_new_session=True, cwd=root,
-        )
-        log.close()
+        # The server exits when this pipe's write end, held only by this process, closes:
+        # whatever ends us (Ctrl-C at any point, SIGKILL) ends it and its jobs.
+        parent_r, parent_w = os.pipe()
+        try:
+            proc = subprocess.Popen(
+                [*prefix, sys.executable, "-m", "kernelsmith.harness.server", "--socket", sock,
+                 "--parent-fd", str(parent_r), *server_args(spec)],
+                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True, cwd=root, pass_fds=(parent_r,),
+            )
+        except BaseException:
+            os.close(parent_w)
+            raise
+        finally:
+            os.close(parent_r)
+            log.close()
+        parent_fd = [parent_w]
 
         def kill() -> None:
             # Called after the client closed the socket: the server then kills its jobs
@@ -105,6 +176,8 @@ class LocalSandbox:
             except ProcessLookupError:
                 pass
             proc.wait()
+            if parent_fd:  # once: the number may name another file later
+                os.close(parent_fd.pop())
             shutil.rmtree(ipc, ignore_errors=True)
             shutil.rmtree(root, ignore_errors=True)
 
@@ -119,3 +192,6 @@ class LocalSandbox:
                 detail = ""
             kill()
             raise RuntimeError(f"{exc}: {detail}") from None
+        except BaseException:  # Ctrl-C while the server starts: it must not stay behind
+            kill()
+            raise
