@@ -64,6 +64,9 @@ def from_job(out: JobOutcome, task_hash: str, cand_hash: str, st: StaticResult, 
         return EvalResult(Verdict.RUNTIME_ERROR, error=ErrorClass.OOM, system=system,
                           message=f"out of host memory: the candidate used {out.memory_mb:.0f} MiB of host RAM "
                                   "and was killed (keep data on the GPU; allocate once, not per call)", **base)
+    if out.status == "forged":
+        return EvalResult(Verdict.REJECTED, error=ErrorClass.TAMPERING, system=system,
+                          message="the job's result pipe carried a result the harness did not write (forged)", **base)
     if out.status in ("crash", "lost"):
         sig = f"signal {-out.exit}" if isinstance(out.exit, int) and out.exit < 0 else f"exit code {out.exit}"
         return EvalResult(Verdict.RUNTIME_ERROR, error=ErrorClass.CRASH, system=system,

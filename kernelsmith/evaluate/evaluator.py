@@ -293,7 +293,7 @@ class Evaluator:
                                          writable=[str(build)]).result()
         res = from_job(out, task.hash, chash, st, comp, baseline, self.system())
         res.wall["compile"] = compile_s
-        if store and self.config.use_cache and res.verdict is not Verdict.TIMEOUT and out.status in ("ok", "crash"):
+        if store and self.config.use_cache and res.verdict is not Verdict.TIMEOUT and out.status in ("ok", "crash", "forged"):
             self.results.put(self._result_key(task, chash), res.to_dict())
         return res
 

@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import resource
+import secrets
 import selectors
 import signal
 import socket
@@ -97,6 +98,9 @@ class Child:
     timed_out: bool = False
     memory_mb: float = 0.0  # peak host memory (RSS) of its process group, as sampled
     over_memory: bool = False
+    # Written with the result by the job's own code: a result without it was forged by
+    # something else that found the pipe (the candidate runs in the job's process).
+    token: str = ""
 
 
 def _preimport() -> None:
@@ -157,7 +161,7 @@ def _drop_privileges(scratch: str) -> None:
     os.setuid(NOBODY)
 
 
-def _child_main(req: dict, wfd: int) -> None:
+def _child_main(req: dict, wfd: int, token: str) -> None:
     """Runs in the forked child. Never returns.
 
     With namespaces (see kernelsmith/sandbox/jobns.py) this child only sets the job up:
@@ -230,9 +234,9 @@ def _child_main(req: dict, wfd: int) -> None:
         from kernelsmith.harness import jobs
 
         result = jobs.run(req["job"], req.get("args") or {})
-        payload = json.dumps({"result": result}).encode()
+        payload = json.dumps({"result": result, "token": token}).encode()
     except BaseException:
-        payload = json.dumps({"harness_error": traceback.format_exc()[-4000:]}).encode()
+        payload = json.dumps({"harness_error": traceback.format_exc()[-4000:], "token": token}).encode()
         code = 3
     try:
         view = memoryview(payload)
@@ -285,7 +289,10 @@ def _response(child: Child) -> dict:
         msg = json.loads(bytes(child.buf).decode()) if child.buf else None
     except ValueError:
         msg = None
-    if msg and "result" in msg and resp["exit"] == 0:
+    if msg and msg.get("token") != child.token:
+        resp["status"] = "forged"  # the harness's verdict is not in it: never a result
+        resp["result"] = "the job's result pipe carried a message without the server's token (forged by the job)"
+    elif msg and "result" in msg and resp["exit"] == 0:
         resp["status"] = "ok"
         resp["result"] = msg["result"]
     elif msg and "harness_error" in msg:
@@ -460,6 +467,7 @@ def serve(sock_path: str, sweep: str = "auto") -> None:
 
 def _spawn(req: dict) -> Child:
     rfd, wfd = os.pipe()
+    token = secrets.token_hex(16)  # a local: the request and the server's records don't hold it
     # No signal in between: a job must never run the server's handlers (they kill jobs).
     old = signal.pthread_sigmask(signal.SIG_BLOCK, _DIE_SIGNALS)
     pid = os.fork()
@@ -469,11 +477,11 @@ def _spawn(req: dict) -> Child:
         _CHILDREN.clear()
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
         os.close(rfd)
-        _child_main(req, wfd)
+        _child_main(req, wfd, token)
     signal.pthread_sigmask(signal.SIG_SETMASK, old)
     os.close(wfd)
     now = time.monotonic()
-    return Child(req=req, pid=pid, rfd=rfd, deadline=now + float(req.get("timeout", 60)), started=now)
+    return Child(req=req, pid=pid, rfd=rfd, deadline=now + float(req.get("timeout", 60)), started=now, token=token)
 
 
 def main() -> None:

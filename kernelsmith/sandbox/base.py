@@ -61,7 +61,7 @@ class Limits:
 class JobOutcome:
     """What came back from one job: never raises for anything the job did."""
 
-    status: str  # ok | timeout | memory | crash | error | lost
+    status: str  # ok | timeout | memory | crash | error | lost | forged (a result the harness did not write)
     result: dict | str | None
     output: str = ""
     exit: int | None = None

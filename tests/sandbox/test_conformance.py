@@ -373,3 +373,11 @@ def test_rlimits_enforced_and_close(harness):
     assert late.result(timeout=5).status == "lost"
     shutil.rmtree(server._scratch_root, ignore_errors=True)  # the process sandbox made it again
     harness.assert_healthy()  # the module's own server is unaffected
+
+
+def test_a_forged_result_is_not_a_result(harness):
+    """The job (the candidate runs in it) writes its own message into the result pipe and
+    exits 0: the server sees no token of its own in it and says `forged`."""
+    out = harness.run("forge_result")
+    assert out.status == "forged", out
+    harness.assert_healthy()
