@@ -46,7 +46,7 @@ class Settings:
     @classmethod
     def of(cls, args: dict) -> "Settings":
         return cls(args.get("atol"), args.get("rtol"), int(args.get("trials", 5)), bool(args.get("skip_timing")),
-                   tuple(sorted((args.get("timing") or {}).items())), timed.Limits())
+                   tuple(sorted((args.get("timing") or {}).items())), timed.Limits(**(args.get("limits") or {})))
 
 
 class _Lap:
