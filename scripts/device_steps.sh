@@ -6,6 +6,7 @@
 #   doctor    kernelsmith doctor                                              [issue 2]
 #   fixtures  every fixture solution through `bench --generations` (all visible GPUs), checked
 #             against the manifest's verdicts, then the leaderboard of that run  [issues 2, 4]
+#   languages the Triton, Numba and PyCUDA AXPY fixtures through the evaluator [issue 16]
 #   hostile   the adversarial corpus, each followed by an honest candidate   [issues 2, 5]
 #   timing    timing reproducibility tests                                    [issue 2]
 #   bench     benchmarks/eval_throughput.py                                   [issue 2]
@@ -43,6 +44,7 @@ step() {
       python3 scripts/fixture_generations.py check $X/fx.jsonl "$run" --db "sqlite:///$X/fixtures.db"
       python3 scripts/trust_stats.py "sqlite:///$X/fixtures.db" "$run"
       $KS leaderboard --db "sqlite:///$X/fixtures.db" --format md --out $X/leaderboard.md && cat $X/leaderboard.md ;;
+    languages) python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_languages_gpu.py ;;  # Triton/Numba/PyCUDA AXPY
     hostile) python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_hostile_gpu.py ;;  # KS_HOSTILE_ONLY=regex
     timing) python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_timing_gpu.py 2>&1 | tail -40 ;;
     bench) python3 benchmarks/eval_throughput.py --soak "${SOAK:-200}" --deadline "${BENCH_DEADLINE:-0}" ${BENCH_ARGS:-} \

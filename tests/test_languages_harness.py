@@ -12,12 +12,12 @@ from kernelsmith.harness import provenance
 from kernelsmith.harness.loader import Capture, kernel_kind
 
 ROOT = Path(__file__).resolve().parents[1]
-AXPY = ROOT / "tests" / "fixtures" / "solutions" / "hpc_001_axpy"
+AXPY = ROOT / "tests" / "fixtures" / "languages"
 TASK = (ROOT / "tasks" / "hpc" / "level1" / "001_axpy.py").read_text()
 
 
-@pytest.mark.parametrize("name", ["correct_triton.py", "correct_numba.py", "correct_pycuda.py", "wrong_triton.py",
-                                  "wrong_numba.py"])
+@pytest.mark.parametrize("name", ["axpy_triton_correct.py", "axpy_numba_correct.py", "axpy_pycuda_correct.py",
+                                  "axpy_triton_wrong.py", "axpy_numba_wrong.py"])
 def test_each_language_fixture_passes_the_screen(name):
     res = static.screen((AXPY / name).read_text(), TASK)
     assert res.ok, res.message
@@ -26,13 +26,13 @@ def test_each_language_fixture_passes_the_screen(name):
 def test_a_triton_candidate_calling_a_library_op_is_rejected():
     """The same rule as for CUDA C++: a library op doing the work (elementwise glue such as
     torch.add is a warning statically; the profiled calls decide at runtime)."""
-    code = (AXPY / "correct_triton.py").read_text().replace("        return out", "        return torch.tanh(out) + y")
+    code = (AXPY / "axpy_triton_correct.py").read_text().replace("        return out", "        return torch.tanh(out) + y")
     res = static.screen(code, TASK)
     assert not res.ok and "torch" in res.message, res.message
 
 
 def test_triton_imported_without_a_kernel_is_no_kernel():
-    code = (AXPY / "correct_triton.py").read_text().replace("@triton.jit\n", "")
+    code = (AXPY / "axpy_triton_correct.py").read_text().replace("@triton.jit\n", "")
     res = static.screen(code, TASK)
     assert not res.ok and "no-kernel" in res.message, res.message
 
