@@ -147,7 +147,8 @@ def test_optimize_language_triton_prompts_and_records(fake_gpu, tmp_path):
         assert "the @triton.jit kernels and `class ModelNew`" in msgs[-1]["content"]
     # round 3 shows the CuPy attempt of round 2, which did worse, with a note on its language
     assert "Language: this kernel is written in CuPy" not in bodies[1][-1]["content"]
-    assert "Language: this kernel is written in CuPy (NVRTC), but this search asks for Triton" in bodies[2][-1]["content"]
+    assert ("Language: this kernel is written in CuPy (NVRTC), but this search asks for Triton"
+            in bodies[2][-1]["content"])
     store = RunStore(db)
     [info] = store.list_runs()
     assert info.config["language"] == "triton"

@@ -139,7 +139,8 @@ REPLY_PARTS = {"cuda": "CUDA source strings, the kernel build (load_inline or cu
 RULES = """\
 Rules (a static screen and runtime checks reject violations):
 - Your own {kernels} do the work: no {forbidden} (matmul, conv, \
-softmax, reductions, activations, nn.functional, torch.compile){libs}. Allocation (torch.empty*), .contiguous(), .view/.reshape and shape queries \
+softmax, reductions, activations, nn.functional, torch.compile){libs}. \
+Allocation (torch.empty*), .contiguous(), .view/.reshape and shape queries \
 are fine; nn modules may hold weights, but pass .weight/.bias to your kernel.
 - No try/except or fallback paths; let errors surface.
 - Everything on torch's current stream from the calling thread: no other streams, \
