@@ -40,6 +40,9 @@ class OptimizeRequest:
     llm_concurrency: int = 4
     seed: int = 0
     sampling: Sampling = field(default_factory=Sampling)
+    # the kernel language the prompts ask for (kernelsmith.languages), or "any"; kept in the
+    # run's config, so a resumed run (and one made before this field: cuda) asks for the same
+    language: str = "cuda"
     # On each candidate that would become the task's best (see ToolingEvaluator):
     # compute-sanitizer, a second independent evaluation, an Nsight Compute summary.
     sanitize: bool = True
@@ -224,7 +227,7 @@ def search_task(store: RunStore, run_id: str, task: Task, req: OptimizeRequest, 
     task's stored candidates, records everything as it happens, marks the task done."""
     existing: list[Candidate] = store.candidates(run_id, task.hash)
     store.set_run_task(run_id, task.hash, "running")
-    ctx = SearchContext(gpu=gpu, seed=req.seed, sampling=req.sampling)
+    ctx = SearchContext(gpu=gpu, seed=req.seed, sampling=req.sampling, language=req.language)
     strategy = make_strategy(req.strategy, task, ctx, **req.strategy_options)
     if req.sanitize or req.profile or req.confirm:
         best = max((c.result.speedup or 0.0 for c in existing if c.result is not None and c.result.correct), default=0.0)
@@ -278,7 +281,8 @@ def report_markdown(store: RunStore, run_id: str) -> str:
     best = store.best(run_id)
     lines = [f"# kernelsmith run {run_id}", "",
              f"- model: {info.model}{' (REPLAY of a recorded session)' if info.label == 'replay' else ''}",
-             f"- strategy: {info.strategy}; status: {info.status}",
+             f"- strategy: {info.strategy}; language: {(info.config or {}).get('language') or 'cuda'}; "
+             f"status: {info.status}",
              f"- candidates: {tot['candidates']} ({', '.join(f'{k} {v}' for k, v in sorted(tot['by_verdict'].items()))})",
              f"- tokens: {tot['tokens']['prompt']} prompt ({tot['tokens']['cached']} cached), "
              f"{tot['tokens']['completion']} completion ({tot['tokens']['reasoning']} reasoning); "

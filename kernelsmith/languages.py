@@ -28,6 +28,11 @@ LANGUAGES: dict[str, Language] = {lang.name: lang for lang in (
     Language("pycuda", "PyCUDA", "pycuda", ("pycuda",)),
 )}
 DEFAULT = "cuda"
+ANY = "any"  # --language any: one search whose candidates may be in any language
+# what a search asked for in a language accepts: "cuda" is CUDA C++ source, built with
+# load_inline or CuPy's RawKernel (the prompt offers both); every other language is itself
+ACCEPTS: dict[str, frozenset[str]] = {name: frozenset({name}) for name in LANGUAGES}
+ACCEPTS["cuda"] = frozenset({"cuda", "cupy"})
 _BY_BACKEND = {lang.backend: lang.name for lang in LANGUAGES.values()}
 
 
@@ -41,6 +46,27 @@ def get(name: str) -> Language:
         return LANGUAGES[name]
     except KeyError:
         raise ValueError(f"unknown language {name!r}; choose one of: {', '.join(LANGUAGES)}") from None
+
+
+def choices() -> list[str]:
+    """The values of --language: every language, then "any"."""
+    return [*LANGUAGES, ANY]
+
+
+def check(name: str) -> str:
+    """`name` as a --language value (case and spaces ignored); a ValueError naming the choices otherwise."""
+    n = (name or "").strip().lower()
+    if n not in choices():
+        raise ValueError(f"unknown language {name!r}; choose one of: {', '.join(choices())}")
+    return n
+
+
+def accepts(requested: str, detected: str) -> bool:
+    """Is a candidate detected as `detected` written in the `requested` language? Always for
+    "any"; never for a candidate that imports no kernel language ("")."""
+    if requested == ANY:
+        return bool(detected)
+    return detected in ACCEPTS.get(requested, frozenset({requested}))
 
 
 def of_backend(backend: str) -> str:

@@ -13,8 +13,9 @@ from rich.table import Table
 from rich.text import Text
 
 from kernelsmith.cli.common import (
-    BUDGET_HELP, DB_HELP, GPUS_HELP, MAX_COST, MAX_MINUTES, MAX_TOKENS, PATIENCE, SANDBOX_HELP, STRATEGY_HELP, budget,
-    check_executor, check_sandbox, existing_store, memory_store, open_store, parse_options,
+    BUDGET_HELP, DB_HELP, GPUS_HELP, LANGUAGE, MAX_COST, MAX_MINUTES, MAX_TOKENS, PATIENCE, SANDBOX_HELP,
+    STRATEGY_HELP, budget, check_executor, check_language, check_sandbox, existing_store, memory_store, open_store,
+    parse_options, resolve_language,
 )
 from kernelsmith.cli.errors import fail, note
 from kernelsmith.cli.search import dry_run_summary, dry_run_table
@@ -90,6 +91,7 @@ def bench(
     model: Optional[str] = typer.Option(None, help="model name; replay:FILE or scripted:FILE as in optimize"),
     base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible endpoint"),
     strategy: str = typer.Option("refine", help=STRATEGY_HELP),
+    language: Optional[str] = LANGUAGE,
     budget_n: int = typer.Option(16, "--budget", min=1, help=BUDGET_HELP),
     max_tokens: Optional[int] = MAX_TOKENS,
     max_cost: Optional[float] = MAX_COST,
@@ -131,6 +133,10 @@ def bench(
         fail(str(exc))
     check_executor(executor)
     check_sandbox(sandbox)
+    check_language(language)
+    if language is not None and generations is not None:
+        fail("--language chooses what a search asks the model for; --generations rows are ready-made kernels "
+             "(each one's language is read from its imports)")
     if dry_run and generations is None:
         fail("--dry-run checks a --generations file (static screen and compile of every row); "
              "for a search without a GPU use `kernelsmith optimize TASK --dry-run`")
@@ -205,6 +211,7 @@ def bench(
             fail(f"run {info.id} is a {info.kind} run, not a bench run")
         selected, skipped = run_task_list(store, info.id), []
         req = request_from_run(info)
+        req.language = resolve_language(language, req.language, resuming=True)
         model = model or info.model
         resume = info.id
     else:
@@ -217,7 +224,8 @@ def bench(
             note(f"{s.origin}: {s.reason}", prefix="skipped", style="yellow")
         selected, skipped = loaded.tasks, loaded.skipped
         req = OptimizeRequest("", model or "", strategy, budget(budget_n, max_tokens, max_cost, max_minutes, patience),
-                              strategy_options=parse_options(option), base_url=base_url, seed=seed)
+                              strategy_options=parse_options(option), base_url=base_url, seed=seed,
+                              language=resolve_language(language, "", resuming=False))
         if samples is not None:
             try:
                 req = sample_request(req, samples)
@@ -238,7 +246,8 @@ def bench(
     if store is None:
         store = open_store(db)
     try:
-        with pool, BenchView(console, f"bench {llm.name} ({req.strategy})") as view:
+        shown = req.strategy + ("" if req.language == "cuda" else f", language {req.language}")
+        with pool, BenchView(console, f"bench {llm.name} ({shown})") as view:
             out = run_bench(selected, req, llm, pool, store, run_id=resume, on_event=view, skipped=skipped,
                             meta={"source": source})
     except KeyboardInterrupt:

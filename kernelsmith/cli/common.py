@@ -89,6 +89,34 @@ def check_sandbox(sandbox: str) -> None:
         fail(f"--sandbox is auto, process or docker, not {sandbox!r}")
 
 
+def check_language(language: Optional[str]) -> Optional[str]:
+    """--language as a kernelsmith.languages name or "any" (None stays None: not given)."""
+    from kernelsmith.languages import check
+
+    if language is None:
+        return None
+    try:
+        return check(language)
+    except ValueError:
+        from kernelsmith.languages import choices
+
+        fail(f"--language is one of {', '.join(choices())}, not {language!r}")
+
+
+def resolve_language(given: Optional[str], stored: str, resuming: bool) -> str:
+    """The language of a search: a resumed run keeps its own (a different --language is an
+    error), a new one takes --language, else the default."""
+    from kernelsmith.languages import DEFAULT
+
+    lang = check_language(given)
+    if resuming:
+        if lang is not None and lang != stored:
+            fail(f"the run was started with --language {stored}, and a resumed run keeps its language; "
+                 f"start a new run for --language {lang}")
+        return stored
+    return lang or DEFAULT
+
+
 def budget(candidates: int, max_tokens: Optional[int], max_cost: Optional[float], max_minutes: Optional[float],
            patience: Optional[int]):
     from kernelsmith.search.base import Budget
@@ -103,3 +131,7 @@ MAX_TOKENS = typer.Option(None, "--max-tokens", min=1, help="token budget of a s
 MAX_COST = typer.Option(None, "--max-cost", min=0.0, help="money budget of a search in USD")
 MAX_MINUTES = typer.Option(None, "--max-minutes", min=0.0, help="wall-time budget of a search in minutes")
 PATIENCE = typer.Option(None, "--patience", min=1, help="stop a search after N candidates without a >1% improvement")
+LANGUAGE_HELP = ("kernel language the prompts ask for: cuda (CUDA C++ with load_inline or CuPy) | cupy | triton | "
+                 "numba | pycuda | any (one search, the model picks per candidate) [default: cuda; a resumed run: "
+                 "its own]")
+LANGUAGE = typer.Option(None, "--language", metavar="LANG", help=LANGUAGE_HELP)

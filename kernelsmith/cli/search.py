@@ -13,8 +13,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from kernelsmith.cli.common import (
-    BUDGET_HELP, CONTEXT, DB_HELP, MAX_COST, MAX_MINUTES, MAX_TOKENS, PATIENCE, SANDBOX_HELP, STRATEGY_HELP, budget,
-    check_executor, check_sandbox, db_label, existing_store, memory_store, one_gpu, open_store, parse_options,
+    BUDGET_HELP, CONTEXT, DB_HELP, LANGUAGE, MAX_COST, MAX_MINUTES, MAX_TOKENS, PATIENCE, SANDBOX_HELP, STRATEGY_HELP,
+    budget, check_executor, check_language, check_sandbox, db_label, existing_store, memory_store, one_gpu, open_store,
+    parse_options, resolve_language,
 )
 from kernelsmith.cli.errors import fail, note
 
@@ -93,6 +94,7 @@ def optimize(
     base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible endpoint (vLLM, SGLang, Ollama, ...) "
                                                       "[default: KERNELSMITH_BASE_URL, OPENAI_BASE_URL, config.toml]"),
     strategy: str = typer.Option("refine", help=STRATEGY_HELP),
+    language: Optional[str] = LANGUAGE,
     budget_n: int = typer.Option(16, "--budget", min=1, help=BUDGET_HELP),
     max_tokens: Optional[int] = MAX_TOKENS,
     max_cost: Optional[float] = MAX_COST,
@@ -134,6 +136,7 @@ def optimize(
     # Every argument is checked before anything is opened or written (runs.db included).
     check_executor(executor)
     check_sandbox(sandbox)
+    check_language(language)
     gpu = one_gpu(gpus, old_gpu)
     if dry_run and resume:
         fail("--dry-run starts a throwaway search; it cannot --resume a recorded run")
@@ -148,12 +151,14 @@ def optimize(
         except (KeyError, LookupError, ValueError) as exc:
             fail(f"no run {resume!r} to resume: {exc}")
         model = model or info.model
+        req.language = resolve_language(language, req.language, resuming=True)
     else:
         if task is None:
             fail("give a TASK file, or --resume RUN_ID")
         req = OptimizeRequest(str(task), model or "", strategy,
                               budget(budget_n, max_tokens, max_cost, max_minutes, patience),
-                              strategy_options=parse_options(option), base_url=base_url, seed=seed)
+                              strategy_options=parse_options(option), base_url=base_url, seed=seed,
+                              language=resolve_language(language, "", resuming=False))
     req.profile, req.sanitize, req.confirm = profile, sanitize, confirm  # this invocation's choice, resumed or not
     if dry_run:  # nothing is run, so nothing becomes a best to check
         req.profile = req.sanitize = req.confirm = False
@@ -168,7 +173,8 @@ def optimize(
 
     def make_view(run_id, recorder):
         started.append(run_id)
-        v = SearchView(run_id, llm.name, req.strategy, console, recorder.spend,
+        shown = req.strategy + ("" if req.language == "cuda" else f", language {req.language}")
+        v = SearchView(run_id, llm.name, shown, console, recorder.spend,
                        replay=llm.name.startswith("replay:"), dry_run=dry_run)
         v.__enter__()
         views.append(v)

@@ -17,24 +17,130 @@ if TYPE_CHECKING:  # only for annotations: kernelsmith.search imports this layer
     from kernelsmith.search.types import Candidate
     from kernelsmith.task import Task
 
-SYSTEM_PROMPT = """\
+# --- the system prompt: shared rules + one "how to build and launch" part per language ---
+#
+# system_prompt(language) assembles INTRO, CANDIDATE, the language's BUILD paragraph (and
+# EXAMPLE skeleton, where it has one) and RULES; "cuda" (the default) is CUDA C++ built
+# with load_inline or CuPy, "any" offers every language and lets the model pick per
+# candidate. SYSTEM_PROMPT is the default's text.
+
+INTRO = """\
 You are an expert CUDA performance engineer. You replace PyTorch reference modules with \
 custom CUDA kernels that are correct first and as fast as the GPU allows.
 
+"""
+
+CANDIDATE = """\
 A candidate is ONE self-contained Python file that defines `class ModelNew(nn.Module)` with \
 the same __init__ and forward signature as the reference `Model`, returning the same \
 outputs (same shapes, dtypes, device) as fresh tensors (never an input or a view of one). \
-Build kernels one of two ways:
-- torch.utils.cpp_extension.load_inline(name=..., cpp_sources=..., cuda_sources=..., \
-functions=[...]): keep includes minimal (torch/extension.h, ATen/cuda/CUDAContext.h, \
-cuda_runtime.h) to keep compile time low; launch on at::cuda::getCurrentCUDAStream().
-- cupy.RawKernel(src, name): launch inside `with cp.cuda.ExternalStream(\
-torch.cuda.current_stream().cuda_stream):` on arrays from cp.from_dlpack(tensor).
+"""
 
+_LOAD_INLINE = """\
+torch.utils.cpp_extension.load_inline(name=..., cpp_sources=..., cuda_sources=..., \
+functions=[...]): keep includes minimal (torch/extension.h, ATen/cuda/CUDAContext.h, \
+cuda_runtime.h) to keep compile time low; launch on at::cuda::getCurrentCUDAStream()."""
+
+_RAWKERNEL = """\
+cupy.RawKernel(src, name): launch inside `with cp.cuda.ExternalStream(\
+torch.cuda.current_stream().cuda_stream):` on arrays from cp.from_dlpack(tensor)."""
+
+_TRITON = """\
+Triton (`import triton`, `import triton.language as tl`): @triton.jit kernels that \
+tl.load/tl.store through pointer offsets with masks for the tail (block sizes as \
+tl.constexpr), launched as `kernel[grid](tensors..., scalars..., BLOCK=...)` with grid from \
+triton.cdiv; torch tensors are passed directly and the launch goes to torch's current \
+stream by itself. @triton.autotune is allowed but not needed."""
+
+_NUMBA = """\
+Numba (`from numba import cuda`): @cuda.jit kernels on device arrays from \
+cuda.as_cuda_array(tensor) (torch's memory, no copies; never cuda.to_device or copy_to_host), \
+launched as `kernel[blocks, threads, stream](...)` with \
+stream = cuda.external_stream(torch.cuda.current_stream().cuda_stream)."""
+
+_PYCUDA = """\
+PyCUDA: `import pycuda.autoprimaryctx` (torch's primary context; never pycuda.autoinit, \
+which makes a second context), `from pycuda.compiler import SourceModule`; \
+SourceModule(src, no_extern_c=True) with `extern "C" __global__` kernels, then \
+.get_function(name); pass tensors as np.uintp(t.data_ptr()) and scalars as numpy types \
+(np.int32, np.float32), with block=(...) and grid=(...). PyCUDA launches on the default \
+stream: first check torch.cuda.current_stream().cuda_stream == 0 and raise otherwise."""
+
+_EX_TRITON = """\
+Skeleton:
+```python
+import triton
+import triton.language as tl
+
+@triton.jit
+def _scale(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    tl.store(out_ptr + offs, 2.0 * tl.load(x_ptr + offs, mask=mask), mask=mask)
+# in forward: _scale[(triton.cdiv(n, 1024),)](x, out, n, BLOCK=1024)
+```"""
+
+_EX_NUMBA = """\
+Skeleton:
+```python
+from numba import cuda
+
+@cuda.jit
+def _scale(x, out):
+    i = cuda.grid(1)
+    if i < out.shape[0]:
+        out[i] = 2.0 * x[i]
+# in forward: s = cuda.external_stream(torch.cuda.current_stream().cuda_stream)
+#             _scale[(n + 255) // 256, 256, s](cuda.as_cuda_array(x), cuda.as_cuda_array(out))
+```"""
+
+_EX_PYCUDA = """\
+Skeleton:
+```python
+import numpy as np
+import pycuda.autoprimaryctx  # noqa: F401
+from pycuda.compiler import SourceModule
+
+_scale = SourceModule(r\'\'\'extern "C" __global__ void scale(const float* x, float* out, long long n) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; if (i < n) out[i] = 2.f * x[i]; }\'\'\',
+    no_extern_c=True).get_function("scale")
+# in forward: if torch.cuda.current_stream().cuda_stream != 0: raise RuntimeError("not the default stream")
+#             _scale(np.uintp(x.data_ptr()), np.uintp(out.data_ptr()), np.int64(n), block=(256, 1, 1),
+#                    grid=((n + 255) // 256, 1))
+```"""
+
+# per language: what builds its kernels (the prompt's "Build kernels ..." lines), the
+# example skeleton ("" for none), what the rules call its kernels, the compute ops and the
+# libraries the rules forbid
+BUILD: dict[str, list[str]] = {
+    "cuda": [_LOAD_INLINE, _RAWKERNEL],
+    "cupy": [_RAWKERNEL],
+    "triton": [_TRITON],
+    "numba": [_NUMBA],
+    "pycuda": [_PYCUDA],
+}
+EXAMPLE: dict[str, str] = {"cuda": "", "cupy": "", "triton": _EX_TRITON, "numba": _EX_NUMBA, "pycuda": _EX_PYCUDA}
+_KERNELS = {"cuda": "__global__ kernels", "cupy": "__global__ kernels", "triton": "@triton.jit kernels",
+            "numba": "@cuda.jit kernels", "pycuda": "__global__ kernels", "any": "kernels"}
+_FORBIDDEN = {"cuda": "torch/cupy compute ops", "cupy": "torch/cupy compute ops", "triton": "torch compute ops",
+              "numba": "torch/numpy compute ops", "pycuda": "torch compute ops", "any": "torch/cupy compute ops"}
+_LIBS = {"cuda": ", no cuBLAS/cuDNN/ATen ops from C++", "cupy": ", no cuBLAS/cuDNN/ATen ops from C++",
+         "triton": ", no cuBLAS/cuDNN", "numba": ", no cuBLAS/cuDNN", "pycuda": ", no cuBLAS/cuDNN calls",
+         "any": ", no cuBLAS/cuDNN/ATen ops from C++"}
+# what the reply format asks the file to hold between its imports and `class ModelNew`
+REPLY_PARTS = {"cuda": "CUDA source strings, the kernel build (load_inline or cupy.RawKernel)",
+               "cupy": "CUDA source strings, the kernel build (cupy.RawKernel)",
+               "triton": "the @triton.jit kernels",
+               "numba": "the @cuda.jit kernels",
+               "pycuda": "CUDA source strings, the kernel build (SourceModule)",
+               "any": "the kernels and their build (load_inline, cupy.RawKernel, @triton.jit, @cuda.jit or "
+                      "SourceModule: one of them)"}
+
+RULES = """\
 Rules (a static screen and runtime checks reject violations):
-- Your own __global__ kernels do the work: no torch/cupy compute ops (matmul, conv, \
-softmax, reductions, activations, nn.functional, torch.compile), no cuBLAS/cuDNN/ATen \
-ops from C++. Allocation (torch.empty*), .contiguous(), .view/.reshape and shape queries \
+- Your own {kernels} do the work: no {forbidden} (matmul, conv, \
+softmax, reductions, activations, nn.functional, torch.compile){libs}. \
+Allocation (torch.empty*), .contiguous(), .view/.reshape and shape queries \
 are fine; nn modules may hold weights, but pass .weight/.bias to your kernel.
 - No try/except or fallback paths; let errors surface.
 - Everything on torch's current stream from the calling thread: no other streams, \
@@ -47,8 +153,32 @@ atol=rtol=1e-4 (1e-2 for fp16/bf16 tasks) on several random inputs.
 - Read sizes from the tensors; handle any size the task's get_inputs() produces."""
 
 
-def system_prompt() -> str:
-    return SYSTEM_PROMPT
+def _build(language: str) -> str:
+    if language == "any":
+        ways = list(dict.fromkeys(b for name in BUILD for b in BUILD[name]))
+        return ("Build kernels any of these ways (pick the one that suits the task best; one way per "
+                "candidate):\n" + "\n".join("- " + w for w in ways) + "\n")
+    ways = BUILD[language]
+    text = ("Build kernels this way:\n" if len(ways) == 1 else f"Build kernels one of {len(ways)} ways:\n"
+            if len(ways) > 2 else "Build kernels one of two ways:\n") + "\n".join("- " + w for w in ways) + "\n"
+    return text + (EXAMPLE[language] + "\n" if EXAMPLE[language] else "")
+
+
+def _language(language: str | None) -> str:
+    from kernelsmith.languages import DEFAULT, check
+
+    return DEFAULT if language is None else check(language)
+
+
+def system_prompt(language: str | None = None) -> str:
+    """The system prompt for candidates in `language` (a kernelsmith.languages name or "any";
+    None: the default, "cuda"). A ValueError names the choices for an unknown one."""
+    lang = _language(language)
+    return (INTRO + CANDIDATE + _build(lang) + "\n"
+            + RULES.format(kernels=_KERNELS[lang], forbidden=_FORBIDDEN[lang], libs=_LIBS[lang]))
+
+
+SYSTEM_PROMPT = system_prompt()
 
 
 def build_messages(*sections: str, system: str | None = None) -> list[dict[str, str]]:
@@ -183,10 +313,30 @@ def result_summary(r: EvalResult) -> str:
     return "\n".join(out)
 
 
-def feedback_section(candidate: Candidate, include_code: bool = True, title: str = "Your previous attempt") -> str:
+def language_note(code: str, language: str | None) -> str:
+    """A line saying that `code` is written in another language than the requested one (""
+    when it is not, when any language was asked for, or when it imports no kernel language)."""
+    from kernelsmith.languages import ANY, LANGUAGES, accepts, detect
+
+    lang = _language(language)
+    found = detect(code or "")
+    if lang == ANY or not found or accepts(lang, found):  # no kernel language at all: the static screen says so
+        return ""
+    want = LANGUAGES[lang].label if lang != "cuda" else "CUDA C++ (load_inline or CuPy RawKernel)"
+    return (f"Language: this kernel is written in {LANGUAGES[found].label}, but this search asks for {want}; "
+            f"it was evaluated all the same, but write the next one in {want}.")
+
+
+def feedback_section(candidate: Candidate, include_code: bool = True, title: str = "Your previous attempt",
+                     language: str | None = None) -> str:
+    """A candidate (its code, unless include_code is False) and what happened to it; with a
+    `language`, a note when the code is written in another one."""
     parts = [f"## {title}"]
     if include_code and candidate.code:
         parts.append(_fence(candidate.code))
+    note = language_note(candidate.code, language)
+    if note:
+        parts.append(note)
     if candidate.format_error:
         parts.append(f"Format error: {candidate.format_error}")
     elif candidate.result is None:
@@ -203,8 +353,14 @@ def _score(c: Candidate) -> tuple:
     return (1 if r is not None and r.verdict is Verdict.INCORRECT else 0, 0.0)
 
 
-def history_section(cands: list[Candidate], max_items: int = 4, code_chars: int = 6000) -> str:
-    """Earlier kernels, best first, with what they measured: learn from what worked and what did not."""
+def history_section(cands: list[Candidate], max_items: int = 4, code_chars: int = 6000,
+                    language: str | None = None) -> str:
+    """Earlier kernels, best first, with what they measured: learn from what worked and what did not.
+    With language "any", each kernel's heading names its language; with another, a kernel in a
+    different language is marked as such."""
+    from kernelsmith.languages import ANY, detect
+
+    lang = _language(language)
     seen, items = set(), []
     for c in sorted(cands, key=_score, reverse=True):
         if c.code and c.code not in seen:
@@ -229,11 +385,18 @@ def history_section(cands: list[Candidate], max_items: int = 4, code_chars: int 
             why = (r.check.detail if r.check and r.check.detail else "") or r.message
             if why:
                 label += ": " + clip(why.splitlines()[0], 160, "head").replace("\n", " ")
+        found = detect(c.code)
+        if lang == ANY and found:
+            label = f"{found}, {label}"
+        elif language_note(c.code, lang):
+            label += f" [written in {found}, not the requested {lang}]"
         parts.append(f"### Kernel {k}: {label}\n{_fence(c.code, code_chars)}")
     return "\n".join(parts)
 
 
-def reply_format_section(diff: bool = False) -> str:
+def reply_format_section(diff: bool = False, language: str | None = None) -> str:
+    """How to reply: a whole file (naming the language's kernel build) or SEARCH/REPLACE edits."""
+    lang = _language(language)
     if diff:
         return ("## Reply format\nFirst a short plan (a few sentences). Then edit the current code with one or more "
                 "blocks of exactly this form:\n"
@@ -242,5 +405,5 @@ def reply_format_section(diff: bool = False) -> str:
                 "Each SEARCH part must match the current code exactly, including indentation; keep SEARCH parts "
                 "short but unique. For a rewrite, reply instead with the complete file in one ```python block.")
     return ("## Reply format\nFirst a short plan (a few sentences). Then the complete candidate file in ONE "
-            "```python block: imports, CUDA source strings, the kernel build (load_inline or cupy.RawKernel) and "
+            f"```python block: imports, {REPLY_PARTS[lang]} and "
             "`class ModelNew`. No other code blocks, no placeholders, nothing left out.")

@@ -108,14 +108,20 @@ class Proposal:
 @dataclass
 class SearchContext:
     """What every strategy may use besides the task: GPU facts for prompts, randomness,
-    sampling defaults."""
+    sampling defaults, the kernel language asked for."""
 
     gpu: dict = field(default_factory=dict)  # name, compute capability, bandwidth, peak FLOP/s ...
     seed: int = 0
     sampling: Sampling = field(default_factory=Sampling)
     rng: random.Random = field(default=None)  # type: ignore[assignment]
+    # the kernel language the prompts ask for (kernelsmith.languages: cuda, cupy, triton,
+    # numba, pycuda) or "any" (the model picks per candidate)
+    language: str = "cuda"
 
     def __post_init__(self):
+        from kernelsmith.languages import check
+
+        self.language = check(self.language)
         if self.rng is None:
             self.rng = random.Random(self.seed)
 

@@ -15,6 +15,7 @@ from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoo
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+from kernelsmith.languages import detect
 from kernelsmith.llm.types import LLM, Completion, LLMError
 from kernelsmith.search.base import Budget, Proposal, SearchStats, Strategy, best_verified, finished
 from kernelsmith.search.types import Candidate, Evaluate
@@ -198,6 +199,8 @@ class _Loop:
         for i, comp in enumerate(comps):
             code, err = _extract(comp.text, p)
             info = dict(p.strategy_info, mode=p.mode, call=num, sample=i)  # call: the model call's number
+            if code:  # the language it is written in, by its imports (kernelsmith.languages.detect)
+                info["language"] = detect(code) or "unknown"
             c = Candidate(code=code or "", parents=list(p.parents), strategy_info=info, completion=comp,
                           prompt=p.messages, format_error="" if code else (err or "no code in the reply"))
             self.persist(c)

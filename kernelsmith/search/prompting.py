@@ -2,7 +2,9 @@
 
 Strategies differ only in what they show (a parent with its feedback, a history of kernels
 with their speedups, inspirations) and what they ask; the wording of the task, the GPU,
-the feedback and the reply format lives in one place for all of them.
+the feedback and the reply format lives in one place for all of them, and every prompt is
+in the context's kernel language (`ctx.language`: its system prompt, reply format, and a
+note on any kernel written in another language).
 """
 
 from __future__ import annotations
@@ -16,8 +18,14 @@ def _p():
     return prompts
 
 
-def _messages(*sections: str) -> list[dict[str, str]]:
-    return _p().build_messages(*sections)
+def _lang(ctx) -> str:
+    return getattr(ctx, "language", None) or "cuda"
+
+
+def _messages(ctx, *sections: str) -> list[dict[str, str]]:
+    """The language's system prompt plus the sections."""
+    p = _p()
+    return p.build_messages(*sections, system=p.system_prompt(_lang(ctx)))
 
 
 def _head(task, ctx) -> list[str]:
@@ -25,13 +33,13 @@ def _head(task, ctx) -> list[str]:
     return [p.task_section(task), p.gpu_section(ctx.gpu)]
 
 
-def _reply(mode: str) -> str:
-    return _p().reply_format_section(diff=mode == "diff")
+def _reply(ctx, mode: str) -> str:
+    return _p().reply_format_section(diff=mode == "diff", language=_lang(ctx))
 
 
 def fresh(task, ctx) -> list[dict[str, str]]:
     """Write a kernel for the task from scratch."""
-    return _messages(*_head(task, ctx), _reply("full"))
+    return _messages(ctx, *_head(task, ctx), _reply(ctx, "full"))
 
 
 def improve(task, ctx, parent: Candidate, last: Candidate | None = None, mode: str = "full") -> list[dict[str, str]]:
@@ -40,39 +48,40 @@ def improve(task, ctx, parent: Candidate, last: Candidate | None = None, mode: s
     p = _p()
     parts = _head(task, ctx)
     parts.append(p.feedback_section(parent, title="Your current kernel" if parent.code
-                                    else "Your previous reply could not be used"))
+                                    else "Your previous reply could not be used", language=_lang(ctx)))
     if last is not None:
-        parts.append(p.feedback_section(last, title="Your latest attempt, derived from it, did worse"))
+        parts.append(p.feedback_section(last, title="Your latest attempt, derived from it, did worse",
+                                        language=_lang(ctx)))
     parts.append("## What to do\nFind what limits the current kernel (the feedback above says where it stands), "
                  "fix any error first, then write an improved, faster version that stays correct."
                  + (" Start from the current kernel and avoid what went wrong in the latest attempt."
                     if last is not None else ""))
-    parts.append(_reply(mode))
-    return _messages(*parts)
+    parts.append(_reply(ctx, mode))
+    return _messages(ctx, *parts)
 
 
 def contrastive(task, ctx, history: list[Candidate]) -> list[dict[str, str]]:
     """Several kernels with their measured speedups: analyse, then beat them all."""
     p = _p()
     parts = _head(task, ctx)
-    parts.append(p.history_section(history, max_items=len(history)))
+    parts.append(p.history_section(history, max_items=len(history), language=_lang(ctx)))
     parts.append("## What to do\nFirst, analyse the kernels above: compare the faster ones with the slower ones "
                  "and say which techniques make them faster and why (memory access, parallelism, fusion, "
                  "arithmetic), and why the failed ones failed. Then, using that analysis, write a new kernel "
                  "that is correct and faster than all of them.")
-    parts.append(_reply("full"))
-    return _messages(*parts)
+    parts.append(_reply(ctx, "full"))
+    return _messages(ctx, *parts)
 
 
 def evolve(task, ctx, parent: Candidate, inspirations: list[Candidate], mode: str = "diff") -> list[dict[str, str]]:
     """Mutate the parent (edits or a rewrite), with other elites as inspiration."""
     p = _p()
     parts = _head(task, ctx)
-    parts.append(p.feedback_section(parent, title="The kernel to improve"))
+    parts.append(p.feedback_section(parent, title="The kernel to improve", language=_lang(ctx)))
     if inspirations:
-        parts.append(p.history_section(inspirations, max_items=len(inspirations)))
+        parts.append(p.history_section(inspirations, max_items=len(inspirations), language=_lang(ctx)))
     how = "edit it with SEARCH/REPLACE blocks" if mode == "diff" else "rewrite it in full"
     parts.append(f"## What to do\nImprove the kernel above: {how}. Borrow ideas from the earlier kernels "
                  "where they help; keep it correct and make it faster.")
-    parts.append(_reply(mode))
-    return _messages(*parts)
+    parts.append(_reply(ctx, mode))
+    return _messages(ctx, *parts)
