@@ -43,12 +43,14 @@ class Evaluator:
         self.sandbox = sandbox or sandboxes.select(self.config.sandbox)
         root = Path(self.config.cache_dir)
         self.root = root
-        if getattr(self.sandbox, "drop_privileges", False) and root.exists() and not world_readable(str(root)):
-            raise RuntimeError(f"sandboxed jobs run as nobody and cannot reach the cache {root}: set "
-                               "KERNELSMITH_HOME to a directory every user can traverse (e.g. /tmp/ks)")
-        if hasattr(self.sandbox, "add_mount"):  # Docker: the jobs read and build in the cache
+        if hasattr(self.sandbox, "add_mount"):
+            # Docker mounts it; the process sandbox then runs jobs as nobody only if nobody
+            # can reach it (else as this user, and says so in describe())
             root.mkdir(parents=True, exist_ok=True)
             self.sandbox.add_mount(str(root), "rw")
+        elif getattr(self.sandbox, "drop_privileges", False) and root.exists() and not world_readable(str(root)):
+            raise RuntimeError(f"sandboxed jobs run as nobody and cannot reach the cache {root}: set "
+                               "KERNELSMITH_HOME to a directory every user can traverse (e.g. /tmp/ks)")
         for sub in ("candidates", "tasks", "build"):
             (root / sub).mkdir(parents=True, exist_ok=True)
             (root / sub).chmod(0o755)  # sandboxed jobs may run as nobody: they must read these
