@@ -3,7 +3,8 @@
 Precedence, for each of the three: the explicit argument (command-line flag), then
 KERNELSMITH_BASE_URL / OPENAI_BASE_URL, KERNELSMITH_API_KEY / OPENAI_API_KEY,
 KERNELSMITH_MODEL, then `config.toml` in kernelsmith's home (~/.kernelsmith, or
-$KERNELSMITH_HOME), with keys base_url, api_key, model at top level or under [llm].
+$KERNELSMITH_HOME; as root with a private ~, /var/lib/kernelsmith, falling back to
+~/.kernelsmith/config.toml), with keys base_url, api_key, model at top level or under [llm].
 """
 
 from __future__ import annotations
@@ -24,9 +25,15 @@ class Endpoint(NamedTuple):
 
 
 def config_path() -> Path:
+    """config.toml in kernelsmith's home; as root with the default home moved out of a
+    private ~ (config.home), a ~/.kernelsmith/config.toml written before still counts."""
     from kernelsmith.config import home
 
-    return home() / "config.toml"
+    path = home() / "config.toml"
+    legacy = Path.home() / ".kernelsmith" / "config.toml"
+    if not path.is_file() and not os.environ.get("KERNELSMITH_HOME") and legacy.is_file():
+        return legacy
+    return path
 
 
 def read_config(path: Path | None = None) -> dict:
