@@ -1,6 +1,6 @@
 """Export recorded runs as a training dataset (JSONL or Parquet), one row per candidate.
 
-    from kernelsmith.export import export_runs
+    from kernelsmith.dataset import export_runs
     n = export_runs(store, ["r-3f9a2c1b"], "out/data.parquet", fmt="parquet")
 
 Both files load with Hugging Face ``datasets``::

@@ -34,7 +34,7 @@ def export(
 ) -> None:
     """Export runs' candidates, one row each: prompt, completion, SFT `messages`, code, verdict, speedups,
     rewards. Loads with datasets.load_dataset("json"|"parquet", data_files=OUT)."""
-    from kernelsmith.export import DEFAULT_REWARDS, ExportError, ExportOptions, export_runs
+    from kernelsmith.dataset import DEFAULT_REWARDS, ExportError, ExportOptions, export_runs
     store = existing_store(db)
     opts = ExportOptions(correct_only=correct_only, best_per_task=best_per_task,
                          rewards=tuple(reward) or DEFAULT_REWARDS, include_code_only=include_code_only,

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 import rewards
-from kernelsmith.export import COLUMNS, ExportError, ExportOptions, collect, export_runs
+from kernelsmith.dataset import COLUMNS, ExportError, ExportOptions, collect, export_runs
 from kernelsmith.store.runs import RunStore
 
 
