@@ -13,6 +13,7 @@
 #   spreadab  timing spread (6 kernels, each evaluated twice) with the defaults (launch hidden,
 #             2 ms of GPU warmth before each call) and with one plain flush; one sitting [issue 2]
 #   optimize  the whole optimize loop with scripted real kernels              [issue 3]
+#   profile   where one candidate's seconds go: stage walls, the sandbox's share, cProfile [issue 13]
 #   harnessab seconds per candidate, this harness against .old-harness, one sitting [issue 13]
 #   hpc       HPC suite: reference timings, recorded generations through bench, language table [issue 16]
 #   tools     Nsight Compute profile and compute-sanitizer through the evaluator [issues 3, 5]
@@ -57,6 +58,8 @@ step() {
           $opts | grep -E "^spread|^soak"
       done ;;
     optimize) python3 scripts/device_optimize.py $X/optimize ;;
+    profile) python3 benchmarks/harness_profile.py --n "${PROF_N:-6}" --profile "${PROF_K:-2}" \
+               --json $X/harness_profile.json ;;
     harnessab)  # seconds per candidate, this tree against .old-harness (carry it; see the benchmark's docstring)
       python3 benchmarks/harness_overhead.py --old .old-harness --n "${AB_N:-24}" --rounds "${AB_ROUNDS:-2}" \
         --json $X/harness_overhead.json ;;

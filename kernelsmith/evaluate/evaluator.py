@@ -295,6 +295,7 @@ class Evaluator:
                                          writable=[str(build)]).result()
         res = from_job(out, task.hash, chash, st, comp, baseline, self.system())
         res.wall["compile"] = compile_s
+        res.wall.update({f"job.{k}": v for k, v in out.timeline.items()})  # the sandbox's share
         if store and self.config.use_cache and res.verdict is not Verdict.TIMEOUT and out.status in ("ok", "crash", "forged"):
             self.results.put(self._result_key(task, chash), res.to_dict())
         return res

@@ -27,7 +27,7 @@ from kernelsmith.harness.tensors import (  # noqa: F401 - re-exported for the ha
     clone as _clone, fresh_inputs as _fresh_inputs, poison, poison_like, sparse_apply, sparse_update,
 )
 
-_sync = torch.cuda.synchronize
+_sync = timing.device_sync
 _perf = time.perf_counter
 
 
@@ -246,7 +246,7 @@ class Evaluation:
     # -- checking -------------------------------------------------------------------
     def _call_candidate(self, inputs: list):
         """One checked call, made the way timed calls are (poisoned memory, flush, events)."""
-        poison_like(self.prep.out_shapes)
+        poison_like(self.prep.out_shapes, self.dev)
         try:
             with torch.no_grad():
                 _, _, _, out = timing.time_call(self.new, inputs, self.flush)
@@ -323,7 +323,7 @@ class Evaluation:
         """Without timing: one profiled call decides whether the candidate's own kernels do
         most of the GPU work (with timing, profiled timed calls at random rounds decide)."""
         inputs = _clone(self.prep.probe_inputs)  # prepared outside the profiled call:
-        poison_like(self.prep.out_shapes)  # copies and fills there would count as foreign kernels
+        poison_like(self.prep.out_shapes, self.dev)  # copies and fills there would count as foreign kernels
         _sync()
 
         def call():

@@ -19,7 +19,7 @@ from kernelsmith.harness import timing
 from kernelsmith.harness.integrity import OpRecorder
 from kernelsmith.harness.tensors import Sealed, clone, fresh_inputs, poison, sparse_apply, sparse_plan
 
-_sync = torch.cuda.synchronize
+_sync = timing.device_sync
 _perf = time.perf_counter
 SPARSE_FRAC = 1e-4  # share of elements changed in place per sparse-update round
 SPARSE_ROUNDS = 2

@@ -80,12 +80,12 @@ def sparse_update(xs: list, fresh: list, frac: float, gen: torch.Generator) -> b
     return sparse_apply(xs, fresh, sparse_plan(xs, frac, gen))
 
 
-def poison_like(shapes: list) -> None:
-    """Fill freed allocator blocks of these (shape, dtype) sizes with NaN (7 for integer
-    types), so an output the candidate allocates but never writes reads as poison, not a
-    stale result."""
-    blocks = [torch.full(s, float("nan"), dtype=d) if d.is_floating_point else torch.full(s, 7, dtype=d)
-              for s, d in shapes]
+def poison_like(shapes: list, device) -> None:
+    """Fill freed allocator blocks of these (shape, dtype) sizes on `device` with NaN (7
+    for integer types), so an output the candidate allocates but never writes reads as
+    poison, not a stale result. (On the device: blocks made on the host poison nothing the
+    candidate's allocations get, and cost milliseconds per call.)"""
+    blocks = [torch.full(s, float("nan") if d.is_floating_point else 7, dtype=d, device=device) for s, d in shapes]
     del blocks
 
 

@@ -85,7 +85,7 @@ class _Timed:
             self.ev.verify("timing", deep=False)
             self.rounds[c["round"]] = {"inputs": self._draw()}
         args = clone(self.rounds[c["round"]]["inputs"])
-        poison_like(self.prep.out_shapes)  # an output allocated but not written reads as NaN
+        poison_like(self.prep.out_shapes, self.ev.dev)  # an output allocated but not written reads as NaN
         return args
 
     # -- per-call checks ------------------------------------------------------------
@@ -153,7 +153,7 @@ class _Timed:
 
     def _profile_once(self, cand) -> None:
         args = fresh_inputs(self.ev.task, self.ev.dev)
-        poison_like(self.prep.out_shapes)
+        poison_like(self.prep.out_shapes, self.ev.dev)
         _, _, _, out = timing.time_call(cand, args, self.ev.flush, _Profiled(self))
         del out
 

@@ -67,6 +67,7 @@ class JobOutcome:
     exit: int | None = None
     seconds: float = 0.0
     memory_mb: float = 0.0  # peak host memory of the job, as the server sampled it
+    timeline: dict = field(default_factory=dict)  # the server's seconds: setup, job, exit, total
 
 
 @dataclass
@@ -237,7 +238,8 @@ class SocketServer:
                     fut = self._pending.pop(msg["id"], None)
                 if fut is not None:
                     fut.set_result(JobOutcome(msg["status"], msg.get("result"), msg.get("output", ""),
-                                              msg.get("exit"), msg.get("seconds", 0.0), msg.get("memory_mb", 0.0)))
+                                              msg.get("exit"), msg.get("seconds", 0.0), msg.get("memory_mb", 0.0),
+                                              msg.get("timeline") or {}))
         with self._lock:  # the server died: every job in flight is lost, not hung
             for fut in self._pending.values():
                 fut.set_result(JobOutcome("lost", "the sandbox's fork server died"))
