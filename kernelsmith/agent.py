@@ -19,6 +19,7 @@ from typing import Callable
 
 from kernelsmith.llm.types import LLM, Completion, Sampling
 from kernelsmith.results import ErrorClass, EvalResult, Verdict
+from kernelsmith.search import stops
 from kernelsmith.search.base import Budget, SearchContext, make_strategy
 from kernelsmith.search.loop import SearchOutcome, run_search
 from kernelsmith.search.types import Candidate, Evaluate
@@ -199,8 +200,8 @@ def optimize(req: OptimizeRequest, llm: LLM, evaluator: Evaluate, store: RunStor
     try:
         outcome = search_task(store, run_id, task, req, recorder, evaluator, gpu, on_event)
         # a lost endpoint or evaluator is not the end of the search: --resume continues it
-        status = "interrupted" if outcome.stop_reason == "interrupted" or resumable(outcome.stop_reason) \
-            else "finished"
+        why = outcome.stop_reason
+        status = "interrupted" if why.interrupted or why.resumable else "finished"
         returned = True
         return run_id, outcome
     except KeyboardInterrupt:
@@ -218,7 +219,8 @@ def optimize(req: OptimizeRequest, llm: LLM, evaluator: Evaluate, store: RunStor
 def resumable(stop_reason: str) -> bool:
     """The search stopped because the model endpoint or the evaluator failed, not because it
     was done: the run is left "interrupted" so that --resume continues it."""
-    return stop_reason.startswith(("llm:", "evaluator:"))
+    why = stops.of(stop_reason)
+    return why is not None and why.resumable
 
 
 def search_task(store: RunStore, run_id: str, task: Task, req: OptimizeRequest, recorder: StoreRecorder,
@@ -244,7 +246,7 @@ def search_task(store: RunStore, run_id: str, task: Task, req: OptimizeRequest, 
 
     outcome = run_search(task, strategy, recorder, evaluator, req.budget, on_candidate=persist,
                          on_event=on_event, existing=existing, llm_concurrency=req.llm_concurrency)
-    if outcome.stop_reason != "interrupted":
+    if not outcome.stop_reason.interrupted:
         best = outcome.best
         store.set_run_task(run_id, task.hash, "done", best_candidate_id=best.id if best else None)
     return outcome

@@ -279,11 +279,11 @@ def _search_one(b: BenchTask, ev: Any, req_template: OptimizeRequest, llm: LLM, 
     best = outcome.best
     res = TaskOutcome(b, "done", outcome.stop_reason, best.id if best else None,
                       best.result.speedup if best and best.result else None, len(outcome.candidates))
-    if outcome.stop_reason == "interrupted":
+    if outcome.stop_reason.interrupted:
         res.status = "interrupted"
     elif broken:
         res.status, res.reason = "failed", f"broken reference: {broken[0]}"
-    elif outcome.stop_reason.startswith(("llm:", "evaluator:")):
+    elif outcome.stop_reason.resumable:
         res.status = "failed"  # the next session tries it again
     if res.status == "failed":
         store.set_run_task(run_id, h, "failed", best_candidate_id=res.best_id)

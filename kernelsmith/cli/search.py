@@ -223,7 +223,7 @@ def optimize(
              "fix the task file (Model, get_inputs, get_init_inputs), then start a new run")
     if dry is not None:
         summary, compiled = dry_run_summary(dry.records)
-        if outcome.stop_reason == "interrupted":
+        if outcome.stop_reason.interrupted:
             note(f"interrupted after {summary}; a dry run keeps nothing")
             raise typer.Exit(130)
         console.print()

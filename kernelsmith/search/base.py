@@ -17,6 +17,8 @@ from typing import Any, Iterable
 
 from kernelsmith.llm.types import Sampling
 from kernelsmith.results import EvalResult, Verdict
+from kernelsmith.search import stops
+from kernelsmith.search.stops import StopReason
 from kernelsmith.search.types import Candidate
 from kernelsmith.task import Task
 
@@ -175,17 +177,17 @@ class Budget:
     max_seconds: float | None = None
     patience: int | None = None
 
-    def exhausted(self, stats: SearchStats) -> str | None:
+    def exhausted(self, stats: SearchStats) -> StopReason | None:
         if self.max_candidates is not None and stats.candidates >= self.max_candidates:
-            return f"budget: {stats.candidates} candidates (max {self.max_candidates})"
+            return stops.budget(f"{stats.candidates} candidates (max {self.max_candidates})")
         if self.max_tokens is not None and stats.tokens >= self.max_tokens:
-            return f"budget: {stats.tokens} tokens (max {self.max_tokens})"
+            return stops.budget(f"{stats.tokens} tokens (max {self.max_tokens})")
         if self.max_cost_usd is not None and stats.cost_usd >= self.max_cost_usd:
-            return f"budget: ${stats.cost_usd:.4f} spent (max ${self.max_cost_usd:.4f})"
+            return stops.budget(f"${stats.cost_usd:.4f} spent (max ${self.max_cost_usd:.4f})")
         if self.max_seconds is not None and stats.seconds >= self.max_seconds:
-            return f"budget: {stats.seconds:.0f} s (max {self.max_seconds:g} s)"
+            return stops.budget(f"{stats.seconds:.0f} s (max {self.max_seconds:g} s)")
         if self.patience is not None and stats.since_improvement >= self.patience:
-            return f"patience: {stats.since_improvement} candidates without a >1% improvement"
+            return stops.patience(f"{stats.since_improvement} candidates without a >1% improvement")
         return None
 
     def candidates_left(self, stats: SearchStats) -> int | None:

@@ -17,7 +17,9 @@ from typing import Callable, Iterable
 
 from kernelsmith.languages import detect
 from kernelsmith.llm.types import LLM, Completion, LLMError
+from kernelsmith.search import stops
 from kernelsmith.search.base import Budget, Proposal, SearchStats, Strategy, best_verified, finished
+from kernelsmith.search.stops import StopReason
 from kernelsmith.search.types import Candidate, Evaluate
 from kernelsmith.task import Task
 
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 class SearchOutcome:
     best: Candidate | None  # CORRECT with the highest speedup, or None
     candidates: list[Candidate]  # restored and new, in the order they were created
-    stop_reason: str
+    stop_reason: StopReason  # a str: the sentence; .kind says which
     stats: SearchStats = field(default_factory=SearchStats)  # tokens, cost, llm calls, seconds ...
 
     @property
@@ -87,7 +89,7 @@ class _Loop:
                 self.stats.seconds = time.monotonic() - t0
                 if stopping is None:
                     stopping = self.budget.exhausted(self.stats) or (
-                        "strategy finished" if self.strategy.done() else None)
+                        stops.FINISHED if self.strategy.done() else None)
                     if stopping is None and (self.overlap or not (self.groups or self.llm_futs)):
                         self._send(llm_pool)
                 if self.eval_fut is None and self.ready and (self.overlap or not self.llm_futs):
@@ -96,7 +98,7 @@ class _Loop:
                     self.eval_fut = eval_pool.submit(self.evaluator.evaluate_many, items)
                 if not self.llm_futs and self.eval_fut is None:
                     if stopping is None:  # nothing in flight and nothing proposed: it cannot go on
-                        stopping = "strategy has nothing more to propose"
+                        stopping = stops.NOTHING_MORE
                     break
                 timeout = None
                 if self.budget.max_seconds is not None and stopping is None:
@@ -112,19 +114,20 @@ class _Loop:
                         reason = stopping = err
             reason = reason or stopping
         except KeyboardInterrupt:
-            reason = "interrupted"
+            reason = stops.INTERRUPTED
             for fut in self.llm_futs:
                 fut.cancel()
         finally:
             llm_pool.shutdown(wait=False, cancel_futures=True)
             eval_pool.shutdown(wait=False, cancel_futures=True)
         self.stats.seconds = time.monotonic() - t0
-        out = SearchOutcome(best_verified(self.all), self.all, reason or "stopped", self.stats)
+        reason = stops.of(reason) or StopReason(stops.StopKind.FINISHED, "stopped")
+        out = SearchOutcome(best_verified(self.all), self.all, reason, self.stats)
         self.event("stop", reason=out.stop_reason, best=out.best.id if out.best else None)
         return out
 
     # -- steps ---------------------------------------------------------------------------
-    def _resume(self, existing: list[Candidate]) -> str | None:
+    def _resume(self, existing: list[Candidate]) -> StopReason | None:
         """Count stored candidates, evaluate the ones a crash left without a result, and
         rebuild the strategy from all of them."""
         self.all.extend(existing)
@@ -135,7 +138,7 @@ class _Loop:
                 results = self.evaluator.evaluate_many([(self.task, c.code) for c in todo])
             except Exception as exc:  # noqa: BLE001 - the evaluator promised values; report, don't crash
                 log.exception("evaluating stored candidates failed")
-                return f"evaluator: {type(exc).__name__}: {exc}"
+                return stops.evaluator_failed(exc)
             for c, r in zip(todo, results):
                 c.result = r
                 self.persist(c)
@@ -181,17 +184,17 @@ class _Loop:
             self.event("propose", proposal=self.sent, n=p.n, mode=p.mode, info=dict(p.strategy_info))
             self.sent += 1
 
-    def _answered(self, fut: Future) -> str | None:
+    def _answered(self, fut: Future) -> StopReason | None:
         num, p = self.llm_futs.pop(fut)
         try:
             comps = fut.result()
         except LLMError as exc:
             self.pending_samples -= p.n
-            return f"llm: {exc}"
+            return stops.llm_failed(str(exc))
         except Exception as exc:  # noqa: BLE001 - a client bug must not lose the run
             self.pending_samples -= p.n
             log.exception("model call failed")
-            return f"llm: {type(exc).__name__}: {exc}"
+            return stops.llm_failed(f"{type(exc).__name__}: {exc}")
         self._count_calls([(num, comps[0])] if comps else [])
         comps = comps or [Completion(text="", model=getattr(self.llm, "name", ""))]  # so the strategy hears back
         self.pending_samples -= p.n - len(comps)
@@ -214,7 +217,7 @@ class _Loop:
         self._finish_group(num)
         return None
 
-    def _evaluated(self, fut: Future) -> str | None:
+    def _evaluated(self, fut: Future) -> StopReason | None:
         batch, self.batch, self.eval_fut = self.batch, [], None
         try:
             results = list(fut.result())
@@ -223,7 +226,7 @@ class _Loop:
         except Exception as exc:  # noqa: BLE001
             log.exception("evaluation failed")
             self.pending_samples -= len(batch)
-            return f"evaluator: {type(exc).__name__}: {exc}"
+            return stops.evaluator_failed(exc)
         for c, r in zip(batch, results):
             c.result = r
             self.persist(c)
@@ -279,11 +282,11 @@ def _extract(text: str, p: Proposal) -> tuple[str | None, str]:
     return code, err or ""
 
 
-def _invalid_task(results) -> str | None:
+def _invalid_task(results) -> StopReason | None:
     """A broken reference (INVALID_TASK) makes every candidate unverifiable: stop spending."""
     from kernelsmith.results import Verdict
 
     for r in results:
         if getattr(r, "verdict", None) is Verdict.INVALID_TASK:
-            return f"invalid task: {r.message or 'the reference failed to run'}"
+            return stops.invalid_task(r.message or "the reference failed to run")
     return None
