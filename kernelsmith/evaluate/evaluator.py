@@ -24,13 +24,20 @@ from kernelsmith.config import HARNESS_VERSION, EvalConfig
 from kernelsmith.evaluate import static
 from kernelsmith.evaluate.cache import JsonCache, key
 from kernelsmith.evaluate.convert import compile_result, from_job
-from kernelsmith.results import CompileResult, ErrorClass, EvalResult, SystemInfo, Verdict
+from kernelsmith.results import CompileResult, ErrorClass, EvalResult, StaticResult, SystemInfo, Verdict
 from kernelsmith.sandbox.base import JobOutcome, ServerSpec
 from kernelsmith.sandbox.local import world_readable
 from kernelsmith.task import Task
 
 log = logging.getLogger(__name__)
 OK_MARKER = ".ks_ok"
+
+
+SCREEN_MEMO = 4096  # static verdicts kept per evaluator (a few hundred bytes each)
+
+
+def code_hash(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
 
 
 class NoGPU(RuntimeError):
@@ -64,6 +71,9 @@ class Evaluator:
         self._inflight: dict[Path, Future] = {}
         self._inflight_lock = threading.Lock()
         self.probe_info: dict | None = None
+        # Each step once per candidate: its hash is taken once where it enters, and the
+        # static screen's verdict is kept for the later stages that report it.
+        self._screens: dict[tuple[str, str], StaticResult] = {}
 
     # -- servers --------------------------------------------------------------------
     def _server(self, role: str):
@@ -151,8 +161,8 @@ class Evaluator:
         except metadata.PackageNotFoundError:
             return "unknown"
 
-    def _paths(self, task: Task, code: str) -> tuple[Path, Path, Path, str]:
-        chash = hashlib.sha256(code.encode()).hexdigest()
+    def _paths(self, task: Task, code: str, chash: str | None = None) -> tuple[Path, Path, Path, str]:
+        chash = chash or code_hash(code)
         cand = self.root / "candidates" / f"{chash[:32]}.py"
         if not cand.exists():
             cand.write_text(code)
@@ -164,11 +174,23 @@ class Evaluator:
 
     def compile(self, task: Task, code: str) -> CompileResult:
         """Static screen and compile only: needs nvcc, no GPU."""
-        st = static.screen(code, task.source)
+        chash = code_hash(code)
+        st = self._screen(task, code, chash)
         if not st.ok:
             return CompileResult(ok=False, error=st.error, message=st.message, backend="none")
-        cand, _, build, _ = self._paths(task, code)
+        cand, _, build, _ = self._paths(task, code, chash)
         return self._compile(cand, build)
+
+    def _screen(self, task: Task, code: str, chash: str) -> StaticResult:
+        """The static screen, once per (candidate, task): later stages reuse its verdict."""
+        k = (chash, task.hash)
+        st = self._screens.get(k)
+        if st is None:
+            st = static.screen(code, task.source)
+            if len(self._screens) >= SCREEN_MEMO:
+                self._screens.pop(next(iter(self._screens)), None)  # the oldest
+            self._screens[k] = st
+        return st
 
     def _compile(self, cand: Path, build: Path) -> CompileResult:
         """One compile per build key at a time: a second request for a key already being
@@ -228,27 +250,27 @@ class Evaluator:
         self.probe()
         results: list[EvalResult | None] = [None] * len(items)
         pending: dict[Future, int] = {}
+        hashes = [code_hash(code) for _, code in items]
         for i, (task, code) in enumerate(items):
-            early = self._before_gpu(task, code)
+            early = self._before_gpu(task, code, hashes[i])
             if isinstance(early, EvalResult):
                 results[i] = early
                 if on_result:
                     on_result(i, early)
             else:
-                pending[self._pool.submit(self._compile_timed, task, code)] = i
+                pending[self._pool.submit(self._compile_timed, task, code, hashes[i])] = i
         from concurrent.futures import as_completed
 
         for fut in as_completed(pending):
             i = pending[fut]
             task, code = items[i]
-            results[i] = self._gpu_stage(task, code, *fut.result())
+            results[i] = self._gpu_stage(task, code, *fut.result(), chash=hashes[i])
             if on_result:
                 on_result(i, results[i])
         return [r for r in results if r is not None]
 
-    def _before_gpu(self, task: Task, code: str) -> EvalResult | None:
-        chash = hashlib.sha256(code.encode()).hexdigest()
-        st = static.screen(code, task.source)
+    def _before_gpu(self, task: Task, code: str, chash: str) -> EvalResult | None:
+        st = self._screen(task, code, chash)
         if not st.ok:
             verdict = Verdict.COMPILE_ERROR if st.error is ErrorClass.SYNTAX else Verdict.REJECTED
             return EvalResult(verdict, task.hash, chash, static=st, error=st.error, message=st.message,
@@ -267,21 +289,22 @@ class Evaluator:
         return key(chash, task.hash, s.get("gpu"), s.get("driver"), s.get("torch"), HARNESS_VERSION,
                    c.trials, c.atol, c.rtol, c.timing)
 
-    def _compile_timed(self, task: Task, code: str) -> tuple[CompileResult, float]:
+    def _compile_timed(self, task: Task, code: str, chash: str | None = None) -> tuple[CompileResult, float]:
         t0 = time.perf_counter()
-        cand, _, build, _ = self._paths(task, code)
+        cand, _, build, _ = self._paths(task, code, chash)
         return self._compile(cand, build), time.perf_counter() - t0
 
     def retime(self, task: Task, code: str) -> EvalResult:
         """Evaluate again in a fresh process on fresh inputs, past the result cache and not
         into it: a second, independent session for a kernel about to become a run's best."""
-        comp, compile_s = self._compile_timed(task, code)  # the build is cached: no compile
-        return self._gpu_stage(task, code, comp, compile_s, store=False)
+        chash = code_hash(code)
+        comp, compile_s = self._compile_timed(task, code, chash)  # the build is cached: no compile
+        return self._gpu_stage(task, code, comp, compile_s, store=False, chash=chash)
 
     def _gpu_stage(self, task: Task, code: str, comp: CompileResult, compile_s: float,
-                   store: bool = True) -> EvalResult:
-        cand, tpath, build, chash = self._paths(task, code)
-        st = static.screen(code, task.source)
+                   store: bool = True, chash: str | None = None) -> EvalResult:
+        cand, tpath, build, chash = self._paths(task, code, chash)
+        st = self._screen(task, code, chash)
         if not comp.ok:
             verdict = Verdict.TIMEOUT if comp.error is ErrorClass.COMPILE_TIMEOUT else Verdict.COMPILE_ERROR
             return EvalResult(verdict, task.hash, chash, static=st, compile=comp, error=comp.error,
@@ -308,7 +331,7 @@ class Evaluator:
         Only replaces an entry the cache holds: what was never cacheable stays out."""
         if not self.config.use_cache:
             return
-        k = self._result_key(task, hashlib.sha256(code.encode()).hexdigest())
+        k = self._result_key(task, code_hash(code))
         if self.results.get(k) is None:
             return
         final = result.to_dict()

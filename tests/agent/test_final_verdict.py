@@ -125,3 +125,24 @@ def test_a_confirmed_best_is_cached_as_confirmed(tmp_path):
     hit = _cached(tmp_path, task, "fast15")
     assert hit.cached and hit.correct and hit.sanitizer == stored["fast15"].sanitizer != ""
     assert hit.timing.other_session_speedup == stored["fast15"].timing.other_session_speedup is not None
+
+
+def test_each_candidate_is_screened_once_on_its_way_through_the_evaluator(tmp_path, monkeypatch):
+    """Issue 17: the static screen runs once per candidate (evaluate, a retime and the
+    compile-only path reuse its verdict), and its verdict is the one the result reports."""
+    from kernelsmith.evaluate import evaluator as evmod
+
+    calls = []
+    real = evmod.static.screen
+    monkeypatch.setattr(evmod.static, "screen", lambda code, src: calls.append(code) or real(code, src))
+    task_file = tmp_path / "relu.py"
+    task_file.write_text(TASK_SRC)
+    task = Task.load(task_file)
+    codes = [kernel_reply(t).split("```python\n")[1].split("```")[0] for t in ("fast15", "fast20")]
+    with _evaluator(tmp_path) as ev:
+        first = ev.evaluate_many([(task, c) for c in codes])
+        again = ev.retime(task, codes[0])
+        ev.compile(task, codes[1])
+    assert [r.verdict.value for r in first + [again]] == ["correct"] * 3
+    assert sorted(calls) == sorted(codes), f"screened {len(calls)} times for {len(codes)} candidates"
+    assert all(r.static is not None and r.static.ok for r in first + [again])
