@@ -116,13 +116,31 @@ def _preimport() -> None:
     except Exception:  # CuPy is optional: the CuPy backend reports its absence later
         pass
     import kernelsmith.harness.jobs  # noqa: F401
-    # What every evaluation imports on its way (0.5 s per job on the H200 machine, whose
-    # venv has no bytecode for setuptools: load_inline's module pulls it in)
-    import torch.utils.cpp_extension  # noqa: F401
 
+    _preimport_build_tools()
     import kernelsmith.harness.evaluate  # noqa: F401
 
     _warm_first_uses()
+
+
+# What torch.utils.cpp_extension imports: every evaluation imports that module (the
+# loader patches load_inline), and on the H200 machine, whose venv holds no bytecode for
+# setuptools, compiling these sources cost 0.4-0.5 s per job. cpp_extension itself must
+# not be imported here: on a CUDA build its import asks torch.cuda.is_available(), which
+# initialises the driver and makes CUDA unusable in every forked child (seen on the H200).
+BUILD_TOOL_MODULES = ("setuptools", "setuptools.command.build_ext", "torch._appdirs", "torch.utils.file_baton",
+                      "torch.utils._cpp_extension_versioner", "torch.utils.hipify.hipify_python",
+                      "torch.torch_version")
+
+
+def _preimport_build_tools() -> None:
+    import importlib
+
+    for name in BUILD_TOOL_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - an absent one is imported (or not) by the job as before
+            pass
 
 
 def _warm_first_uses() -> None:
