@@ -114,7 +114,7 @@ def test_feedback_names_a_kernel_in_another_language():
 def fake_gpu(monkeypatch, tmp_path):
     """optimize / bench with the tag-keyed fake evaluator instead of a GPU, in tmp_path."""
     import kernelsmith.evaluate.evaluator as evaluator_mod
-    import kernelsmith.evaluate.pool as pool_mod
+    import kernelsmith.evaluate.executors.local as pool_mod
     from tests.resilience.cli_child import FakeGPUEvaluator
 
     real_pool = pool_mod.EvaluatorPool

@@ -1,4 +1,4 @@
-"""Tests for the static screen (kernelsmith/evaluate/static.py): no GPU, no compiler."""
+"""Tests for the static screen (kernelsmith/evaluate/static/): no GPU, no compiler."""
 
 from __future__ import annotations
 

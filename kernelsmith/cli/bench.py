@@ -120,7 +120,7 @@ def bench(
     from kernelsmith.bench import run_bench, run_generations, run_task_list, sample_request, summary_table
     from kernelsmith.config import EvalConfig
     from kernelsmith.evaluate.evaluator import NoGPU
-    from kernelsmith.evaluate.pool import EvaluatorPool, parse_gpus
+    from kernelsmith.evaluate.executors.local import EvaluatorPool, parse_gpus
     from kernelsmith.kernelbench import BenchInputError, load_any
     from kernelsmith.llm.client import make_model
     from kernelsmith.llm.types import LLMError
@@ -150,7 +150,7 @@ def bench(
 
                 pool = DryRunEvaluator(EvalConfig.from_env(sandbox=sandbox))
             elif executor == "ray":
-                from kernelsmith.evaluate.ray_pool import make_ray_pool, ray_available
+                from kernelsmith.evaluate.executors.ray import make_ray_pool, ray_available
 
                 ok, why = ray_available()
                 if not ok:

@@ -45,7 +45,7 @@ def _evaluator(cfg, executor: str, address: str | None):
 
     if executor == "local":
         return Evaluator(cfg)
-    from kernelsmith.evaluate.ray_pool import make_ray_pool, ray_available
+    from kernelsmith.evaluate.executors.ray import make_ray_pool, ray_available
 
     ok, why = ray_available()
     if not ok:

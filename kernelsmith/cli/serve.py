@@ -84,7 +84,7 @@ def build_server(tasks: list[Path], host: str = "127.0.0.1", port: int = 8000, t
 def _ray_factory(sandbox: str, address: str | None):
     """One Ray actor per cluster GPU; queue i of the service is served by actor i."""
     from kernelsmith.config import EvalConfig
-    from kernelsmith.evaluate.ray_pool import make_ray_pool, ray_available
+    from kernelsmith.evaluate.executors.ray import make_ray_pool, ray_available
 
     ok, why = ray_available()
     if not ok:
@@ -99,7 +99,7 @@ def probed_evaluators(gpus: list[int] | None, sandbox: str):
     one that the sandboxed probe cannot use, raises NoGPU / RuntimeError here."""
     from kernelsmith.config import EvalConfig
     from kernelsmith.evaluate.evaluator import Evaluator, NoGPU
-    from kernelsmith.evaluate.pool import visible_gpus
+    from kernelsmith.evaluate.executors.local import visible_gpus
 
     if gpus is None:
         gpus = visible_gpus()

@@ -10,7 +10,7 @@ from html import escape
 
 from kernelsmith.leaderboard import lang_table
 from kernelsmith.leaderboard.build import Leaderboard
-from kernelsmith.leaderboard.export import HEADER, columns, fnum, fx, row_values
+from kernelsmith.leaderboard.table import HEADER, columns, fnum, fx, row_values
 from kernelsmith.leaderboard.plots import svg_fastp, svg_speedups
 
 CSS = """

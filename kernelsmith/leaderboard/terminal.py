@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kernelsmith.leaderboard.build import Leaderboard
-from kernelsmith.leaderboard.export import fnum, fx
+from kernelsmith.leaderboard.table import fnum, fx
 
 # (header, value of a RunEntry), in screen order
 _COLUMNS = [

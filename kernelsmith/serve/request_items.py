@@ -10,17 +10,12 @@ from __future__ import annotations
 import hashlib
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kernelsmith.llm.extract import extract_code
+from kernelsmith.serve.errors import RequestError
+from kernelsmith.serve.task_index import TaskIndex
 from kernelsmith.task import Task
-
-if TYPE_CHECKING:  # only for annotations: task_index imports RequestError from here
-    from kernelsmith.serve.task_index import TaskIndex
-
-
-class RequestError(ValueError):
-    """A request the service cannot serve, with a message for the client (HTTP 400)."""
 
 
 def code_hash(code: str) -> str:
@@ -39,7 +34,7 @@ class Item:
     cached: bool = False
 
 
-def parse_items(tasks: "TaskIndex", raw_items: Any, max_items: int) -> list[Item]:
+def parse_items(tasks: TaskIndex, raw_items: Any, max_items: int) -> list[Item]:
     """The request's "items" as Items: an item gives "code" verbatim, or a "completion" (a
     string or chat messages) whose code is extracted."""
     if not isinstance(raw_items, list) or not raw_items:

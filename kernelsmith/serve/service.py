@@ -15,9 +15,10 @@ from collections import OrderedDict
 from concurrent.futures import Future
 from typing import Any
 
+from kernelsmith.serve.errors import RequestError
 from kernelsmith.serve.gpu_workers import EvaluatorFactory, GpuWorkers, Work
 from kernelsmith.serve.jobs import Job, summarize
-from kernelsmith.serve.request_items import Item, RequestError, code_hash, completion_text, parse_items
+from kernelsmith.serve.request_items import Item, code_hash, completion_text, parse_items
 from kernelsmith.serve.result_cache import ResultCache
 from kernelsmith.serve.task_index import TaskIndex
 from kernelsmith.task import Task

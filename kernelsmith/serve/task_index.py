@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any, Iterable
 
-from kernelsmith.serve.request_items import RequestError
+from kernelsmith.serve.errors import RequestError
 from kernelsmith.task import Task, TaskError
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from kernelsmith.evaluate.pool import EvaluatorPool, parse_gpus, visible_gpus
+from kernelsmith.evaluate.executors.local import EvaluatorPool, parse_gpus, visible_gpus
 from kernelsmith.sandbox.base import physical_gpu
 from tests.search.search_fakes import correct, kernel, tag_of, task
 

@@ -22,8 +22,8 @@ from search_fakes import kernel, task  # noqa: E402
 
 from kernelsmith.config import EvalConfig  # noqa: E402
 from kernelsmith.evaluate.evaluator import OK_MARKER, NoGPU  # noqa: E402
-from kernelsmith.evaluate.pool import EvaluatorPool  # noqa: E402
-from kernelsmith.evaluate.ray_pool import install_tree, make_ray_pool, pack_dir, ray_available  # noqa: E402
+from kernelsmith.evaluate.executors.local import EvaluatorPool  # noqa: E402
+from kernelsmith.evaluate.executors.ray import install_tree, make_ray_pool, pack_dir, ray_available  # noqa: E402
 from kernelsmith.results import ErrorClass, Verdict  # noqa: E402
 
 FAKE = "fake_factory:make"
@@ -204,7 +204,7 @@ def test_cluster_without_gpus(monkeypatch, tmp_path):
 
 def test_serve_and_bench_use_one_actor_per_cluster_gpu(monkeypatch, tmp_path):
     """`serve --executor ray` puts one Ray actor behind each of the service's queues."""
-    import kernelsmith.evaluate.ray_pool as rp
+    import kernelsmith.evaluate.executors.ray as rp
     from kernelsmith.cli import serve as cli_serve
 
     real = rp.make_ray_pool
@@ -224,7 +224,7 @@ def test_serve_and_bench_use_one_actor_per_cluster_gpu(monkeypatch, tmp_path):
 
 def test_optimize_uses_one_ray_actor(monkeypatch, tmp_path):
     """`optimize --executor ray`: the search's evaluator is one actor, closed with its pool."""
-    import kernelsmith.evaluate.ray_pool as rp
+    import kernelsmith.evaluate.executors.ray as rp
     from kernelsmith.cli import search as cli_search
 
     real = rp.make_ray_pool

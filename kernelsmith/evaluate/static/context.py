@@ -5,7 +5,7 @@
 decides which code runs on inputs (forward and what it calls) versus setup (__init__,
 get_inputs, module level), collects the CUDA/C++ source strings, and gathers the findings that
 come straight from the vocabulary tables into `found`. Rule-specific checks live in
-static_rules.
+rules.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import ast
 import re
 from typing import Iterator
 
-from kernelsmith.evaluate.static_vocab import (
+from kernelsmith.evaluate.static.vocab import (
     ATTR_RULES, BUILDERS, C_COMMENT, C_STRING, COMPUTE, CREATORS, CUDA_RULES, GLUE, HARNESS_NAME, MAIN_GUARDS,
     NAME_RULES, REF_RULES, TENSOR_METHODS, compute_kind, import_rule_id, op_name,
 )

@@ -14,7 +14,7 @@ import socket
 import threading
 from typing import Callable
 
-from kernelsmith.sandbox.docker_engine import docker_client
+from kernelsmith.sandbox.docker.engine import docker_client
 
 LABEL = "kernelsmith.sandbox"  # every container we start carries it (value: the role)
 

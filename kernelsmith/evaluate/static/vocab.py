@@ -2,7 +2,7 @@
 each rule looks for, kept as data so a rule change is a table edit, not a code change.
 
 Names are matched after alias resolution (`F.gelu` -> `torch.nn.functional.gelu`, done by
-static_context.Ctx); the CUDA regexes run on the source strings that Ctx collects.
+context.Ctx); the CUDA regexes run on the source strings that Ctx collects.
 """
 
 from __future__ import annotations

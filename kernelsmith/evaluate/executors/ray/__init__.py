@@ -19,9 +19,10 @@ are `RayEvaluator` proxies, so search, the batch runner and `map_tasks` work unc
 Workers must be able to import kernelsmith (an installed package, or PYTHONPATH in the
 job's runtime_env) and, for a custom `evaluator_factory` ("module:callable"), that module.
 
-Layout: this module is the driver side (the RayEvaluator proxy and make_ray_pool);
-ray_actor the Ray side (the GPU actor); ray_builds remote compiles and shipping build
-directories; ray_runtime what both sides share.
+Layout: this package's `__init__` is the driver side (the RayEvaluator proxy and
+make_ray_pool); `actor` the Ray side (the GPU actor); `builds` remote compiles and shipping
+build directories; `runtime` what both sides share. Its pool builds on
+`executors.local.EvaluatorPool`.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ from typing import Any, Callable, Iterable
 
 from kernelsmith.config import EvalConfig
 from kernelsmith.evaluate.evaluator import NoGPU
-from kernelsmith.evaluate.pool import EvaluatorPool
-from kernelsmith.evaluate.ray_actor import ray_remotes
-from kernelsmith.evaluate.ray_builds import compile_failure, install_tree, pack_dir
-from kernelsmith.evaluate.ray_runtime import load_factory, ray_available
+from kernelsmith.evaluate.executors.local import EvaluatorPool
+from kernelsmith.evaluate.executors.ray.actor import ray_remotes
+from kernelsmith.evaluate.executors.ray.builds import compile_failure, install_tree, pack_dir
+from kernelsmith.evaluate.executors.ray.runtime import load_factory, ray_available
 from kernelsmith.results import CompileResult, ErrorClass, EvalResult, SystemInfo, Verdict, _decode
 from kernelsmith.task import Task
 

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from kernelsmith.config import EvalConfig
 from kernelsmith.evaluate.evaluator import OK_MARKER
-from kernelsmith.evaluate.ray_runtime import load_factory, node_id
+from kernelsmith.evaluate.executors.ray.runtime import load_factory, node_id
 from kernelsmith.results import CompileResult, ErrorClass, EvalResult, SystemInfo, Verdict, _encode
 from kernelsmith.task import Task
 

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from kernelsmith.evaluate.static_context import Ctx
-from kernelsmith.evaluate.static_vocab import (
+from kernelsmith.evaluate.static.context import Ctx
+from kernelsmith.evaluate.static.vocab import (
     BUILDERS, C_INT, COMPUTE, GLUE, KERNEL_DECORATORS, QUIET_IMPORTS, compute_kind, import_rule_id, op_name,
 )
 
@@ -74,7 +74,7 @@ def torch_compute(ctx: Ctx) -> Finding:
 
 
 # cublas-cudnn and reference-delegation have no check of their own: the CUDA regexes and the
-# name tables (static_vocab) find everything they report.
+# name tables (vocab.py) find everything they report.
 rule("cublas-cudnn", "reject", "cuBLAS/cuDNN/ATen ops called from C++ do the work instead of your kernel",
      "write the GEMM/convolution/reduction yourself in a __global__ kernel; in C++ only allocate (torch::empty, "
      "empty_like, zeros), check inputs and launch your kernels")(lambda ctx: ())

@@ -18,8 +18,8 @@ Everything else (the protocol, per-job timeouts, rlimits, process-group kills, o
 truncation) is the fork server's, exactly as in the process sandbox; this module only
 adds the outer wall: `close()` kills and removes the container.
 
-Layout: docker_engine (client, availability, liveness), docker_mounts (what the container
-sees, as whom), docker_cleanup (no container outlives its owner); this module starts the
+Layout: engine (client, availability, liveness), mounts (what the container sees, as
+whom), cleanup (no container outlives its owner); this package's `__init__` starts the
 container and wraps it as a fork server.
 
 Configuration through the environment (used where the constructor leaves it open):
@@ -43,10 +43,10 @@ from concurrent.futures import Future
 
 from kernelsmith.sandbox.base import (SECRET_MARKERS, JobOutcome, Limits, ServerSpec, SocketServer, child_env,
                                       physical_gpu, server_args, source_root)
-from kernelsmith.sandbox.docker_cleanup import LABEL, ownership_labels, remove_stale, track, untrack
-from kernelsmith.sandbox.docker_engine import (ALIVE_RECHECK_S, DEFAULT_IMAGE, ContainerLiveness, available,
+from kernelsmith.sandbox.docker.cleanup import LABEL, ownership_labels, remove_stale, track, untrack
+from kernelsmith.sandbox.docker.engine import (ALIVE_RECHECK_S, DEFAULT_IMAGE, ContainerLiveness, available,
                                                default_image, docker_client)
-from kernelsmith.sandbox.docker_mounts import (NOBODY, PACKAGE_MOUNT, env_host_mounts, expand_host_mounts,
+from kernelsmith.sandbox.docker.mounts import (NOBODY, PACKAGE_MOUNT, env_host_mounts, expand_host_mounts,
                                                give_to_container_user, host_toolchain_mounts, normalise_mounts,
                                                parse_user)
 

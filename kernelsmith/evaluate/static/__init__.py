@@ -6,9 +6,9 @@ Rules are data: `RULES` holds (id, severity, why, fix, check). Findings come fro
 tables (imports, resolved names, builtins, attributes, CUDA regexes), gathered in
 one pass, plus each rule's own check; every finding is `(line, what)`.
 
-Layout: static_vocab (the name/regex tables), static_context (`Ctx`: the shared AST walk,
-alias resolution and table findings), static_rules (`Rule`, `RULES` and the rule checks);
-this module turns their findings into a `StaticResult` and re-exports their names.
+Layout: vocab (the name/regex tables), context (`Ctx`: the shared AST walk, alias
+resolution and table findings), rules (`Rule`, `RULES` and the rule checks); this package's
+`__init__` turns their findings into a `StaticResult` and re-exports their names.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from __future__ import annotations
 import ast
 import time
 
-from kernelsmith.evaluate.static_context import Ctx
-from kernelsmith.evaluate.static_rules import (
+from kernelsmith.evaluate.static.context import Ctx
+from kernelsmith.evaluate.static.rules import (
     RULES, Finding, Rule, dynamic_code, fallback, hardcoded_shape, harness_tampering, no_kernel,
     precision, print_in_forward, rule, streams_threads, suspicious_import, system_access,
     tensor_glue, torch_compute,
 )
-from kernelsmith.evaluate.static_vocab import (
+from kernelsmith.evaluate.static.vocab import (
     ATTR_RULES, BUILDERS, C_COMMENT, C_INT, C_STRING, COMPUTE, COMPUTE_NS, CREATORS, CUDA_RULES, DELEGATE_NS,
     F_OK, FILE_FUNCS, FUNC_NS, GLUE, HARNESS_NAME, IMPORT_RULES, MAIN_GUARDS, NAME_RULES, NN_OK, OS_OK,
     QUIET_IMPORTS, REF_RULES, TAMPER_CALLS, TAMPER_NS, TENSOR_METHODS, compute_kind,

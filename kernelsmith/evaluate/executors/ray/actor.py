@@ -12,8 +12,8 @@ from typing import Any, Callable
 
 from kernelsmith.config import EvalConfig
 from kernelsmith.evaluate.evaluator import OK_MARKER
-from kernelsmith.evaluate.ray_builds import compile_job, install_tree
-from kernelsmith.evaluate.ray_runtime import load_factory, node_id
+from kernelsmith.evaluate.executors.ray.builds import compile_job, install_tree
+from kernelsmith.evaluate.executors.ray.runtime import load_factory, node_id
 from kernelsmith.results import EvalResult, _encode
 from kernelsmith.task import Task
 
