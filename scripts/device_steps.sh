@@ -28,6 +28,11 @@ if ls .whl/*.whl >/dev/null 2>&1; then  # once per machine: parallel lanes share
     --upgrade --target /tmp/site .whl/*.whl && touch /tmp/site/.ks-installed; }
   export PYTHONPATH=/tmp/site
 fi
+if ls .whl-pycuda/pycuda-*.whl >/dev/null 2>&1; then  # PyCUDA built here: scripts/build_pycuda_wheel.sh (carry .whl-pycuda)
+  [[ -e /tmp/site/.ks-pycuda ]] || { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+    --upgrade --target /tmp/site .whl-pycuda/*.whl && touch /tmp/site/.ks-pycuda; }
+  export PYTHONPATH=/tmp/site
+fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 KERNELSMITH_HOME=/tmp/ks
 mkdir -p /tmp/ks && chmod 755 /tmp/ks
 OUT=${OUT:-/tmp/out}; X=/tmp/ks-extra; mkdir -p "$OUT" "$X"

@@ -193,7 +193,7 @@ class Evaluation:
         patch_pycuda(self.capture)
         # JIT caches of the Python kernel languages: per candidate, inside its build
         # directory (never a cache another candidate or the host wrote)
-        for var, sub in (("TRITON_CACHE_DIR", "triton"), ("NUMBA_CACHE_DIR", "numba")):
+        for var, sub in (("TRITON_CACHE_DIR", "triton"), ("NUMBA_CACHE_DIR", "numba"), ("PYCUDA_CACHE_DIR", "pycuda")):
             os.environ[var] = os.path.join(self.args["build_dir"], sub)
         self._watch()
 

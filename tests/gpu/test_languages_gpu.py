@@ -39,6 +39,6 @@ def results():
 @pytest.mark.parametrize("name", list(MANIFEST["solutions"]))
 def test_language_fixture_verdict(results, name):
     if "pycuda" in name and importlib.util.find_spec("pycuda") is None:
-        pytest.skip("PyCUDA is not installed here (no wheel exists; docs/languages.md)")
+        pytest.skip("PyCUDA is not installed here (build its wheel: scripts/build_pycuda_wheel.sh; docs/languages.md)")
     r = results[name]
     assert r.verdict.value == MANIFEST["solutions"][name], f"{r.verdict.value}/{r.error.value}: {r.message[:400]}"
