@@ -25,7 +25,7 @@ from kernelsmith.evaluate import static
 from kernelsmith.evaluate.cache import JsonCache, key
 from kernelsmith.evaluate.convert import compile_result, from_job
 from kernelsmith.results import CompileResult, ErrorClass, EvalResult, StaticResult, SystemInfo, Verdict
-from kernelsmith.sandbox.base import JobOutcome, ServerSpec
+from kernelsmith.sandbox.base import JobOutcome, Sandbox, ServerSpec
 from kernelsmith.sandbox.local import world_readable
 from kernelsmith.task import Task
 
@@ -45,7 +45,7 @@ class NoGPU(RuntimeError):
 
 
 class Evaluator:
-    def __init__(self, config: EvalConfig | None = None, sandbox=None):
+    def __init__(self, config: EvalConfig | None = None, sandbox: Sandbox | None = None):
         self.config = config or EvalConfig.from_env()
         self.sandbox = sandbox or sandboxes.select(self.config.sandbox)
         root = Path(self.config.cache_dir)

@@ -17,7 +17,7 @@ import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 # Names an API key or credential is likely to have; such variables never reach a child.
 SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH")
@@ -132,20 +132,27 @@ def child_env(spec: ServerSpec, home: str, source_root: str) -> dict[str, str]:
     return {k: v for k, v in env.items() if not any(m in k.upper() for m in SECRET_MARKERS)}
 
 
+@runtime_checkable
 class Server(Protocol):
-    """A running fork server."""
+    """A running fork server: jobs go in, a JobOutcome comes back for each (never raises
+    for what the job did)."""
 
-    sandbox: str
-
-    def submit(self, job: str, args: dict, timeout: float, scratch: str | None = None) -> Future: ...
+    def submit(self, job: str, args: dict, timeout: float, scratch: str | None = None,
+               writable: list[str] | None = None) -> Future: ...
     def alive(self) -> bool: ...
     def close(self) -> None: ...
 
 
+@runtime_checkable
 class Sandbox(Protocol):
+    """Where jobs run: the process sandbox (sandbox/local.py) or Docker (sandbox/docker/).
+    The evaluator, doctor and the pools depend on this and nothing else of either."""
+
     name: str
 
     def start(self, spec: ServerSpec) -> Server: ...
+    def add_mount(self, path: str, mode: str = "rw") -> None: ...  # a host path jobs must reach
+    def describe(self) -> str: ...  # one line for doctor and the run record
 
 
 class SocketServer:
