@@ -75,7 +75,7 @@ def test_report_says_when_the_launch_outlasts_the_kernel():
     is slower than the kernel must say that calls in a row would run at the host's pace."""
     from rich.console import Console
 
-    from kernelsmith.report import render
+    from kernelsmith.cli.report import render
     from kernelsmith.results import TimingResult, TimingStats
 
     from kernelsmith.evaluate.convert import back_to_back

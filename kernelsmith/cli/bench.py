@@ -19,7 +19,7 @@ from kernelsmith.cli.common import (
 )
 from kernelsmith.cli.errors import fail, note
 from kernelsmith.cli.search import dry_run_summary, dry_run_table
-from kernelsmith.live import LiveView, dry_label
+from kernelsmith.cli.live import LiveView, dry_label
 
 
 def register(app: typer.Typer) -> None:
@@ -121,7 +121,7 @@ def bench(
     from kernelsmith.config import EvalConfig
     from kernelsmith.evaluate.evaluator import NoGPU
     from kernelsmith.evaluate.executors.local import EvaluatorPool, parse_gpus
-    from kernelsmith.kernelbench import BenchInputError, load_any
+    from kernelsmith.bench.kernelbench import BenchInputError, load_any
     from kernelsmith.llm.client import make_model
     from kernelsmith.llm.types import LLMError
 

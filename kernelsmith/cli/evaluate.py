@@ -58,7 +58,7 @@ def eval_cmd(
     """Evaluate one candidate against one task on the GPU: compile, check, time.
     Exits 0 when correct, 1 when not, 2 on bad input or no GPU."""
     from kernelsmith.evaluate.evaluator import Evaluator, NoGPU
-    from kernelsmith.report import render
+    from kernelsmith.cli.report import render
 
     check_sandbox(sandbox)
     gpu = one_gpu(gpus, old_gpu)
@@ -113,7 +113,7 @@ def compile_cmd(
 
 def doctor(as_json: bool = typer.Option(False, "--json", help="print the report as JSON on stdout")) -> None:
     """What this machine can do: GPUs, nvcc, torch, CuPy, Docker, and the sandbox in use."""
-    from kernelsmith.doctor import diagnose, render_doctor
+    from kernelsmith.cli.doctor import diagnose, render_doctor
 
     report = diagnose()
     if as_json:

@@ -128,7 +128,7 @@ def optimize(
     )
     from kernelsmith.config import EvalConfig
     from kernelsmith.evaluate.evaluator import NoGPU
-    from kernelsmith.live import SearchView
+    from kernelsmith.cli.live import SearchView
     from kernelsmith.llm.client import make_model
     from kernelsmith.llm.types import LLMError
     from kernelsmith.task import Task, TaskError

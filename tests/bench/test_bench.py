@@ -9,7 +9,7 @@ import re
 from kernelsmith.agent import OptimizeRequest
 from kernelsmith.bench import generations_kind, run_bench, run_generations, run_task_list, summarize
 from kernelsmith.evaluate.executors.local import EvaluatorPool
-from kernelsmith.kernelbench import BenchTask, Skipped
+from kernelsmith.bench.kernelbench import BenchTask, Skipped
 from kernelsmith.results import ErrorClass, EvalResult, Verdict
 from kernelsmith.search.base import Budget
 from kernelsmith.store.runs import RunStore

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from kernelsmith.kernelbench import (
+from kernelsmith.bench.kernelbench import (
     BenchInputError, load_any, load_dataset, load_kernelbench, load_suite, parse_task_spec,
 )
 from tests.bench.common import BAD_SRC, fake_checkout, ref_src

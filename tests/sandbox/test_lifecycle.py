@@ -117,7 +117,7 @@ def test_job_runs_in_a_venv_of_a_private_interpreter(tmp_path):
     code = textwrap.dedent(f"""
         import json, sys
         from kernelsmith.sandbox.local import LocalSandbox
-        from kernelsmith.doctor import sandbox_job
+        from kernelsmith.cli.doctor import sandbox_job
         sb = LocalSandbox()
         print(json.dumps({{"job": sandbox_job(sb), "describe": sb.describe(), "base": sys.base_prefix}}))
     """)

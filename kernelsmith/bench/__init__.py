@@ -1,7 +1,7 @@
 """Benchmarks: a search over many tasks (`run_bench`), recorded as one run in runs.db and
 summarized per level the way KernelBench reports (correct rate, fast_1, geometric mean
 speedup over eager; see bench_summary). Judging a file of ready-made generations
-(`run_generations`) lives in kernelsmith.generations and is re-exported here.
+(`run_generations`) lives in kernelsmith.bench.generations and is re-exported here.
 
 run_bench runs one task per GPU at a time (the pool leases a GPU's evaluator to a task for
 its whole search, so timings never share a GPU), with model requests in flight while GPUs
@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from kernelsmith.agent import OptimizeRequest, StoreRecorder, search_task
-from kernelsmith.bench_summary import Event, LevelSummary, RunNotes, summarize, summary_table
-from kernelsmith.generations import GenerationRow, GenerationsOutcome, generations_kind, run_generations
-from kernelsmith.kernelbench import BenchTask, Skipped
+from kernelsmith.bench.summary import Event, LevelSummary, RunNotes, summarize, summary_table
+from kernelsmith.bench.generations import GenerationRow, GenerationsOutcome, generations_kind, run_generations
+from kernelsmith.bench.kernelbench import BenchTask, Skipped
 from kernelsmith.llm.types import LLM, LLMError
 from kernelsmith.results import Verdict
 from kernelsmith.store.runs import RunStore

@@ -12,8 +12,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from kernelsmith.bench_summary import Event, LevelSummary, RunNotes, summarize
-from kernelsmith.kernelbench import (
+from kernelsmith.bench.summary import Event, LevelSummary, RunNotes, summarize
+from kernelsmith.bench.kernelbench import (
     BenchInputError, BenchTask, Loaded, Skipped, load_kernelbench, load_suite, read_rows, row_fields,
 )
 from kernelsmith.results import Verdict
