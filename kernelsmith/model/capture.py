@@ -20,6 +20,7 @@ import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
 
+from kernelsmith.model import runtime
 from kernelsmith.model.errors import ModelError
 
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
@@ -118,7 +119,7 @@ def check_inputs(example_inputs, need_cuda: bool = True) -> list:
                              "supported; give concrete example tensors")
         if x.is_sparse or x.layout != torch.strided:
             raise ModelError(f"example input {i} is a {x.layout} tensor: only dense (strided) tensors are supported")
-        if need_cuda and x.device.type != "cuda":
+        if need_cuda and x.device.type != runtime.DEVICE_TYPE:
             raise ModelError(f"example input {i} is on {x.device}, not a CUDA device: kernels are verified on the "
                              "GPU, so pass CUDA tensors (x.cuda()) and a module on the GPU (module.cuda())")
     devices = {x.device for x in xs}
