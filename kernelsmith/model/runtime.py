@@ -108,9 +108,23 @@ class Kernel:
         return ref(*args[:n])
 
 
-_KERNELS: dict[str, Kernel] = {}
-_LIBS: dict[str, object] = {}
-_REG_LOCK = threading.Lock()
+def _registry():
+    """One registry per process, shared by every copy of this file (kernelsmith's own and each
+    exported package's): an op defined by one copy is swapped, not defined again, by another."""
+    import types
+
+    reg = sys.modules.get("_kernelsmith_op_registry")
+    if reg is None:
+        reg = types.ModuleType("_kernelsmith_op_registry")
+        reg.kernels, reg.libs, reg.lock = {}, {}, threading.Lock()
+        reg = sys.modules.setdefault("_kernelsmith_op_registry", reg)
+    return reg
+
+
+_REG = _registry()
+_KERNELS: dict[str, Kernel] = _REG.kernels
+_LIBS: dict[str, object] = _REG.libs
+_REG_LOCK = _REG.lock
 
 
 def register(ns: str, name: str, kernel: Kernel):
