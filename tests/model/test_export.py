@@ -74,9 +74,14 @@ def test_exported_forward_runs_the_ops_in_the_users_module(exported, tmp_path, m
     """The package's optimize(module) wraps the user's own module instance (CPU stand-in kernel)."""
     pkg, report, m, xs = exported
     monkeypatch.syspath_prepend(str(pkg / "src"))
+    import warnings
+
     import ks_tiny_kernels as k
 
+    monkeypatch.setattr(k._runtime, "DEVICE_TYPE", "cpu")  # the package's own copy of the runtime
     fast = k.optimize(m)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback to the original module
         torch.testing.assert_close(fast(*xs), m(*xs))
+    assert k.KERNELS["ln_act_mul"]._cache, "the op's kernel was not called"
     assert "ks_tiny_kernels" in repr(fast)
