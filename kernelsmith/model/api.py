@@ -127,4 +127,4 @@ def _install(module, cap, group, tf, res, report, atol, rtol, say):
     return opt
 
 
-__all__ = ["optimize", "ModelError", "capture"]
+__all__ = ["optimize", "ModelError"]

@@ -256,10 +256,6 @@ def _same(a, b) -> bool:
     return a == b
 
 
-def is_tensor(n) -> bool:
-    return isinstance(n, fx.Node) and "ks_tensor" in n.meta
-
-
 # ops that only view or rearrange memory: never the work of a kernel
 SHAPE_OPS = {"view", "reshape", "transpose", "permute", "contiguous", "split", "chunk", "getitem", "unsqueeze",
              "squeeze", "flatten", "expand", "size", "getattr", "t", "narrow", "unbind", "view_as", "expand_as",

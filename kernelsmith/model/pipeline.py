@@ -32,7 +32,7 @@ from kernelsmith.model.groups import find_groups, node_times, rank
 from kernelsmith.model.install import Winner, namespace, optimized_module
 from kernelsmith.model.search import Searcher, TaskResult
 from kernelsmith.model.taskgen import write_task
-from kernelsmith.model.verify import EndToEnd, check_outputs, fresh_like, time_pair
+from kernelsmith.model.verify import check_outputs, fresh_like, time_pair
 
 
 @dataclass

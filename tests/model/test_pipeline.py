@@ -14,7 +14,7 @@ from kernelsmith.model.pipeline import optimize_model, read_generations, write_r
 from kernelsmith.model.search import SearchSettings, Searcher
 from kernelsmith.search.base import Budget
 from kernelsmith.store.runs import RunStore
-from tests.model.common import cpu_kernel, evaluator, fake_timer, fenced, tiny
+from tests.model.common import cpu_kernel, evaluator, fake_timer, tiny
 
 
 def _searcher(tmp_path):
