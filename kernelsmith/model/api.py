@@ -75,8 +75,12 @@ def optimize(module: torch.nn.Module, example_inputs, *, model: str = "", strate
     say = print if verbose else (lambda *a: None)
     cap = capture(module, xs, need_cuda=not dry_run)
     group = whole_graph(cap.graph)
+    if gpu is None:  # evaluate on the GPU the module runs on
+        gpu = xs[0].device.index or 0 if xs[0].is_cuda else 0
+    elif xs[0].is_cuda and xs[0].device.index != gpu:
+        raise ModelError(f"gpu={gpu} but the inputs are on {xs[0].device}: kernels are verified on the GPU they run on")
     with Searcher(settings, evaluator=evaluator, store=store, llm=llm, dry_run=dry_run,
-                  gpu=gpu or 0, sandbox=sandbox) as s:
+                  gpu=gpu, sandbox=sandbox) as s:
         tf = write_task(cap.gm, group, out / f"{name}.py", f"{type(module).__name__} (whole module)",
                         f"kernelsmith.optimize({type(module).__name__})", also=s.task_dirs)
         say(f"kernelsmith: task {tf.path}; searching ({settings.strategy}, budget {budget})")
