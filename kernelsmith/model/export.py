@@ -23,7 +23,7 @@ from pathlib import Path
 
 from kernelsmith.model.errors import ModelError
 from kernelsmith.model.install import Winner
-from kernelsmith.model.taskgen import _GLOBALS
+from kernelsmith.model.taskgen import clean_src, header_lines
 
 RUNTIME = Path(__file__).with_name("runtime.py")
 
@@ -110,16 +110,10 @@ def _py_name(name: str) -> str:
 def forward_module(gm) -> str:
     """The rewritten graph's forward as a module-level function forward(self, *inputs)."""
     code = gm.graph.python_code("self")
-    unknown = sorted(set(code.globals) - set(_GLOBALS))
-    if unknown:
-        raise ModelError(f"the model's graph calls {', '.join(unknown)}, which an exported package cannot import "
-                         "by name")
-    head = sorted({line for line in _GLOBALS.values() if line})
     return ('"""The model\'s forward as kernelsmith rewrote it: torch.fx code calling the verified ops.\n'
             'Called as forward(module, *inputs) with the original module as `self`."""\n\n'
-            + "\n".join(h for h in head if h.startswith(("import", "from"))) + "\n\n"
-            + "\n".join(h for h in head if not h.startswith(("import", "from"))) + "\n\n"
-            + code.src.strip("\n") + "\n")
+            + "\n".join(header_lines(code.globals, "an exported package")) + "\n\n"
+            + clean_src(code.src) + "\n")
 
 
 def export_package(report, winners: list[Winner], optimized, out_dir: str | Path, package: str) -> Path:

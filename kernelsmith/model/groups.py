@@ -78,10 +78,12 @@ class Group:
         return s if len(s) <= 60 else s[:48] + "_" + str(abs(hash(self.key)) % 10 ** 8)
 
     def describe(self) -> str:
+        ops = [op_name(n) for n in self.nodes if kind(n) not in ("shape", "const")]
+        ops = ops if len(ops) <= 12 else ops[:11] + [f"... ({len(ops) - 11} more)"]
         shapes = ", ".join(f"{tuple(n.meta['ks_tensor'][0])}" for n in self.inputs)
         out = self.root.meta.get("ks_tensor")
         dtype = str(out[1]).replace("torch.", "") if out else "?"
-        return f"{' -> '.join(self.ops)} on {shapes or 'parameters'} ({dtype})"
+        return f"{' -> '.join(ops)} on {shapes or 'parameters'} ({dtype})"
 
 
 def _externals(nodes: list) -> tuple[list, list, dict, str]:

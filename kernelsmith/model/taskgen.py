@@ -70,8 +70,42 @@ def _input_expr(n: fx.Node) -> str:
     return f"torch.randint({lo}, {hi + 1}, ({dims}), dtype=torch.{_dtype(dtype)})"
 
 
-def forward_source(group: Group) -> tuple[str, list[str], list[str]]:
-    """(forward's source, input names, parameter attribute names) of a group."""
+def clean_src(src: str) -> str:
+    """torch.fx's forward source without its `torch.fx._symbolic_trace.wrap(...)` lines (for
+    re-tracing; they must not run inside a task's class body)."""
+    keep = [line for line in src.splitlines() if not line.startswith("torch.fx._symbolic_trace.wrap(")]
+    return "\n".join(keep).strip("\n")
+
+
+def header_lines(code_globals: dict, where: str) -> list[str]:
+    """The lines a file needs to define every name torch.fx's code refers to: the fixed ones
+    above, and `from MODULE import NAME as ALIAS` for functions fx wrapped (math.sqrt on a
+    shape: `math_sqrt`); a ModelError for anything no file can import by name."""
+    import importlib
+    import types
+
+    lines = {line for name, line in _GLOBALS.items() if line}
+    for alias, obj in code_globals.items():
+        if alias in _GLOBALS:
+            continue
+        if isinstance(obj, types.ModuleType):
+            lines.add(f"import {obj.__name__} as {alias}")
+            continue
+        mod, qual = getattr(obj, "__module__", None), getattr(obj, "__qualname__", "")
+        try:
+            ok = bool(mod) and qual.isidentifier() and getattr(importlib.import_module(mod), qual) is obj
+        except (ImportError, AttributeError):
+            ok = False
+        if not ok:
+            raise ModelError(f"the graph calls {alias} ({obj!r}), which {where} cannot import by name: write it with "
+                             "torch functions")
+        lines.add(f"from {mod} import {qual} as {alias}")
+    imports = sorted(line for line in lines if line.startswith(("import", "from")))
+    return imports + [""] + sorted(lines - set(imports))
+
+
+def forward_source(group: Group) -> tuple[str, list[str], list[str], dict]:
+    """(forward's source, input names, parameter attribute names, the names it refers to)."""
     g = fx.Graph()
     env: dict[fx.Node, object] = {}
     in_names = []
@@ -94,16 +128,13 @@ def forward_source(group: Group) -> tuple[str, list[str], list[str]]:
         out = next(n for n in group.nodes[0].graph.nodes if n.op == "output")
         g.output(fx.node.map_arg(out.args[0], lambda a: env[a]))
     code = g.python_code("self")
-    unknown = sorted(set(code.globals) - set(_GLOBALS))
-    if unknown:
-        raise ModelError(f"the graph calls {', '.join(unknown)}, which a task file cannot import by name: write it "
-                         "with torch functions")
-    return code.src.strip("\n"), in_names, pnames
+    header_lines(code.globals, "a task file")  # fails early on a name no file can import
+    return clean_src(code.src), in_names, pnames, code.globals
 
 
 def task_source(group: Group, title: str, origin: str, weights_name: str | None, sha: str) -> tuple[str, list[str]]:
-    forward, _, pnames = forward_source(group)
-    header = sorted({line for line in _GLOBALS.values() if line} - {"import torch"})
+    forward, _, pnames, names = forward_source(group)
+    header = [h for h in header_lines(names, "a task file") if h != "import torch"]
     lines = [
         f'"""kernelsmith task: {title}.',
         "",
@@ -119,9 +150,7 @@ def task_source(group: Group, title: str, origin: str, weights_name: str | None,
         "",
         "import torch",
         "import torch.nn as nn",
-        *[h for h in header if h.startswith(("import", "from"))],
-        "",
-        *[h for h in header if not h.startswith(("import", "from"))],
+        *header,
         "",
         f"WEIGHTS = {weights_name!r}",
         f"WEIGHTS_SHA256 = {sha!r}",
@@ -188,7 +217,7 @@ def write_task(gm: fx.GraphModule, group: Group, path: Path, title: str, origin:
     the evaluator's `<cache>/tasks`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _, _, pnames = forward_source(group)
+    _, _, pnames, _ = forward_source(group)
     weights, sha, wname = None, "", None
     if pnames:
         data = weights_bytes(gm, group, pnames)

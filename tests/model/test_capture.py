@@ -74,6 +74,26 @@ def test_example_models_give_the_same_keys_and_tasks_every_time(tmp_path):
         assert texts[0] == texts[1]
 
 
+def test_whole_module_task_and_exported_forward_replay_the_transformer(tmp_path):
+    """Names torch.fx wraps (math.sqrt of a shape) are imported by the task file and by an
+    exported package's forward."""
+    from kernelsmith.model.export import forward_module
+    from kernelsmith.model.groups import whole_graph
+
+    m, xs, _ = load_model_file("examples/models/tiny_transformer.py", device=None)
+    cap = capture(m, xs, need_cuda=False)
+    tf = write_task(cap.gm, whole_graph(cap.graph), tmp_path / "whole.py", "whole", "test")
+    text = tf.path.read_text()
+    assert "from math import sqrt as math_sqrt" in text and "_symbolic_trace.wrap" not in text
+    mod = _load(tf.path)
+    with torch.no_grad():
+        want = m(*xs)
+        torch.testing.assert_close(mod.Model(*mod.get_init_inputs())(*xs), want)
+        ns = {}
+        exec(compile(forward_module(cap.gm), "forward.py", "exec"), ns)
+        torch.testing.assert_close(ns["forward"](m, *xs), want)
+
+
 def test_generations_files_are_built_from_the_kernels():
     from examples.models import build_generations as b
 
