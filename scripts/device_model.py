@@ -81,7 +81,7 @@ def main() -> None:
         rc = run([py, "-m", "kernelsmith.cli", "model", f"examples/models/{model}.py",
                   "--generations", f"examples/models/{model}_generations.jsonl", "--kinds", "fused", "--top", "8",
                   "--no-sanitize", "--out", str(out / model), "--export", str(out / f"{model}_pkg")],
-                 e, min(95.0, left - 25))
+                 e, min(105.0, left - 25))
         lines.append(e2e_line(model, out) + f" [rc {rc}, {time.monotonic() - t0:.0f} s]")
         print(lines[-1], flush=True)
         pkg = out / f"{model}_pkg"

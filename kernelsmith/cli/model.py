@@ -105,7 +105,8 @@ def model_cmd(
                 report, opt, winners = optimize_model(
                     module, inputs, name, searcher, out_dir, top=top, only=keys, kinds=kind_set, replies_for=replies,
                     replies_name=str(generations or ""), min_speedup=min_speedup, atol=atol, rtol=rtol,
-                    origin=str(model_file), dry_run=dry_run, note=say)
+                    origin=str(model_file), dry_run=dry_run, note=say,
+                    on_progress=lambda r: write_report(r, out_dir))
         md, js = write_report(report, out_dir)
         pkg = None
         if export_dir and winners:

@@ -137,7 +137,7 @@ def optimize_model(module, inputs, name: str, searcher: Searcher, out_dir: Path,
                    min_speedup: float = 1.0, atol: float | None = None, rtol: float | None = None,
                    trials: int = 5, timing_cfg=None, origin: str = "", dry_run: bool = False,
                    extract_only: bool = False, note: Callable[[str], None] = lambda m: None,
-                   timer: Callable = time_pair):
+                   timer: Callable = time_pair, on_progress: Callable[[ModelReport], None] | None = None):
     """Steps 1-5 of the module docstring; returns (report, optimized module or None, winners)."""
     out_dir = Path(out_dir)
     cap = capture(module, inputs, need_cuda=not (dry_run or extract_only))
@@ -176,6 +176,8 @@ def optimize_model(module, inputs, name: str, searcher: Searcher, out_dir: Path,
         res: TaskResult = searcher.run(tf.path, out_dir / "kernels" / f"{name}__{g.slug}_kernelsmith.py",
                                        llm=llm, max_candidates=cap_n)
         gr.result = res.to_dict()
+        if on_progress is not None:  # the report so far survives a run cut short
+            on_progress(report)
         sp = f"{res.speedup:.3f}x" if res.speedup else "none verified"
         note(f"[{i}/{len(chosen)}] {g.key}: {res.stop_reason}; best {sp}")
         if dry_run:
