@@ -59,6 +59,7 @@ class ModelReport:
     namespace: str = ""
     e2e: dict | None = None
     note: str = ""
+    profile: list = field(default_factory=list)  # torch.profiler's top entries (kernelsmith.model.profile)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -71,6 +72,11 @@ class ModelReport:
             sp = (g.result or {}).get("speedup")
             lines.append(f"| `{g.key}` | {' -> '.join(g.ops)} | {g.share:.1%} | {f'{sp:.3f}x' if sp else '-'} | "
                          f"{'yes' if g.installed else 'no'} | {g.note} |")
+        if self.profile:
+            what = "operators" if self.device == "cpu" else "GPU kernels"
+            lines += ["", f"torch.profiler: the original model's most expensive {what} (self time per forward):", "",
+                      "| name | ms | calls |", "|---|---|---|"]
+            lines += [f"| `{r['name'][:80]}` | {r['ms_per_forward']:.4f} | {r['calls_per_forward']:g} |" for r in self.profile]
         e = self.e2e or {}
         lines += [""]
         if e.get("speedup"):
@@ -146,6 +152,10 @@ def optimize_model(module, inputs, name: str, searcher: Searcher, out_dir: Path,
     if dev.startswith("cuda"):
         dev = torch.cuda.get_device_name(inputs[0].device)
     report = ModelReport(name, origin or name, dev, total)
+    if not extract_only:
+        from kernelsmith.model.profile import profiler_table
+
+        report.profile = profiler_table(module, inputs)
     by_group: dict[int, GroupReport] = {}
     for g in ranked:
         gr = GroupReport(g.key, g.kind, g.ops, g.describe(), g.ms, g.ms / total, note=g.why_not)
