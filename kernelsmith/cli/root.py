@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from kernelsmith.cli import bench, evaluate, export, leaderboard, search, serve
+from kernelsmith.cli import bench, evaluate, export, leaderboard, model, search, serve
 from kernelsmith.cli.common import CONTEXT
 from kernelsmith.cli.errors import install_log_masking
 
@@ -43,6 +43,7 @@ bench.register(app)
 serve.register(app)
 leaderboard.register(app)
 export.register(app)
+model.register(app)
 
 
 def reap_children(grace_s: float = 3.0) -> list[int]:
