@@ -23,6 +23,7 @@ from kernelsmith import sandbox as sandboxes
 from kernelsmith.config import HARNESS_VERSION, EvalConfig
 from kernelsmith.evaluate import static
 from kernelsmith.evaluate.cache import JsonCache, key
+from kernelsmith.evaluate.fastbuild import HeaderCache, IdleMeter
 from kernelsmith.evaluate.convert import compile_result, from_job
 from kernelsmith.results import CompileResult, ErrorClass, EvalResult, SystemInfo, Verdict
 from kernelsmith.sandbox.base import JobOutcome, ServerSpec
@@ -64,6 +65,8 @@ class Evaluator:
         self._inflight: dict[Path, Future] = {}
         self._inflight_lock = threading.Lock()
         self.probe_info: dict | None = None
+        self.headers = HeaderCache(root / "pch")
+        self.gpu_idle = IdleMeter()
 
     # -- servers --------------------------------------------------------------------
     def _server(self, role: str):
@@ -200,8 +203,10 @@ class Evaluator:
         if build.exists():  # a killed earlier attempt: never reuse its lock files
             shutil.rmtree(build, ignore_errors=True)
         build.mkdir(parents=True)
+        if "load_inline" in cand.read_text(errors="replace"):
+            self.headers.wait(self.arch)  # built once per torch/compiler/flags (outside the sandbox)
         args = {"candidate_path": str(cand), "build_dir": str(build), "arch": self.arch,
-                "nvcc_timeout": self.config.compile_timeout}
+                "nvcc_timeout": self.config.compile_timeout, "pch_root": str(self.headers.root)}
         out = self._server("cpu").submit("compile", args, timeout=self.config.compile_timeout,
                                          writable=[str(build)]).result()
         res = compile_result(out)
@@ -238,12 +243,16 @@ class Evaluator:
                 pending[self._pool.submit(self._compile_timed, task, code)] = i
         from concurrent.futures import as_completed
 
+        idle = self.gpu_idle.open(bool(pending))
         for fut in as_completed(pending):
+            idle.stop()  # the GPU had nothing to do while this build ran
             i = pending[fut]
             task, code = items[i]
             results[i] = self._gpu_stage(task, code, *fut.result())
             if on_result:
                 on_result(i, results[i])
+            idle.start()
+        idle.close()
         return [r for r in results if r is not None]
 
     def _before_gpu(self, task: Task, code: str) -> EvalResult | None:
@@ -289,7 +298,7 @@ class Evaluator:
                               wall={"compile": compile_s})
         baseline = self.baseline(task) if self.config.compile_baseline else None
         args = {"task_path": str(tpath), "candidate_path": str(cand), "build_dir": str(build),
-                "trials": self.config.trials, "atol": self.config.atol, "rtol": self.config.rtol,
+                "pch_root": str(self.headers.root), "trials": self.config.trials, "atol": self.config.atol, "rtol": self.config.rtol,
                 "timing": self.config.timing, "ceilings": (self.probe_info or {}).get("ceilings")}
         out = self._server("gpu").submit("evaluate", args, timeout=self.config.eval_timeout,
                                          writable=[str(build)]).result()
@@ -319,7 +328,8 @@ class Evaluator:
         comp = self._compile(cand, build)
         if not comp.ok:
             return {"available": False, "note": f"not run: the candidate does not compile ({comp.message})"}
-        args = {"task_path": str(tpath), "candidate_path": str(cand), "build_dir": str(build), **extra}
+        args = {"task_path": str(tpath), "candidate_path": str(cand), "build_dir": str(build),
+                "pch_root": str(self.headers.root), **extra}
         out = self._server("gpu").submit(job, args, timeout=900, writable=[str(build)]).result()
         if out.status != "ok" or not isinstance(out.result, dict):
             return {"available": False, "note": f"the {job} job {out.status}: {str(out.result or out.output)[-300:]}"}
