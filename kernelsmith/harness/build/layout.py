@@ -48,12 +48,13 @@ def choose(record: dict) -> str:
 
 
 # Errors a missing implicit header explains (then the heavy layout is tried): an unknown
-# name or type, a missing member or overload, a header not found. A syntax error or a type
-# mismatch would fail the same way with torch's headers in front, so it is reported as is.
+# name or type, a missing member or overload. A syntax error, a type mismatch or a header
+# the candidate names that is not there would fail the same way with torch's headers in
+# front (the fast layouts only ever add includes), so those are reported as they are.
 _MISSING = re.compile(
     r"is undefined|was not declared|not declared in this scope|has not been declared|does not name a type"
     r"|is not a member of|no instance of (?:overloaded )?function|no matching function|incomplete type"
-    r"|No such file or directory|not a class or namespace|is not a template|identifier .* is undefined"
+    r"|not a class or namespace|is not a template|identifier .* is undefined"
     r"|unknown type name|has no member")
 
 
