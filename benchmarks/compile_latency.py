@@ -17,9 +17,11 @@ candidate's import, i.e. its load_inline calls; not Python's or torch's start-up
   ks_reload    the same again in a new process
   layout       what kernelsmith built: light / pch (/ heavy = fallback)
 
-Plain and no-header builds take tens of seconds each, so they run --jobs at a time (each
-build runs two compilers: the table says how many ran at once); the ks_cold / ks_reload
-builds run one at a time. The precompiled header is built once first (its seconds are
+Plain, no-header and kernelsmith's builds of the LLM-style candidates take tens of seconds
+each, so they run --jobs at a time (each build runs two compilers; the JSON's ks_at_once
+says how many ran at once); kernelsmith's builds of the light candidates run one at a time.
+--limit (default 12) takes both kinds alternately; --budget (default 390 s) bounds the
+end-to-end part, which gets what is left. The precompiled header is built once first (its seconds are
 printed; it is per torch/compiler/flags, not per candidate).
 
 End to end: a stream of distinct inline candidates (each fixture with a per-run nonce
@@ -144,19 +146,31 @@ def e2e(cands: list[dict], work: Path, compile_only: bool, timeout: float) -> di
         if compile_only:
             cmd.append("--dry-run")
         t0 = time.perf_counter()
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(ROOT))
-            rc, text = proc.returncode, proc.stdout + proc.stderr
-        except subprocess.TimeoutExpired as exc:
-            rc, text = 124, str(exc.stdout or "")[-2000:]
+        rc, text = _run_group(cmd, env, timeout * 0.75 if tag == "n" else max(60.0, timeout * 0.25))
         out[tag] = {"rows": len(items), "wall_s": round(time.perf_counter() - t0, 2), "rc": rc,
                     "tail": text[-1500:]}
     n, one = out["n"], out["one"]
     if n["rows"] > 1:
         out["per_candidate_marginal_s"] = round((n["wall_s"] - one["wall_s"]) / (n["rows"] - 1), 2)
     out["per_candidate_total_s"] = round(n["wall_s"] / n["rows"], 2)
-    out["gpu_idle"] = _gpu_idle(db)
+    out["gpu_idle"] = None if compile_only else _gpu_idle(db)  # a dry run keeps no run record
     return out
+
+
+def _run_group(cmd: list[str], env: dict, timeout: float) -> tuple[int, str]:
+    """Run `cmd` in its own process group; past `timeout`, kill that group (the bench's
+    sandbox servers with it) and return 124."""
+    import signal
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            cwd=str(ROOT), start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        return proc.returncode, out
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        return 124, (out or "") + f"\n[killed after {timeout:.0f} s]"
 
 
 def _gpu_idle(db: Path) -> dict | None:
@@ -181,10 +195,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", type=Path, help="write every figure here")
     ap.add_argument("--compile-only", action="store_true", help="CPU torch: nvcc/c++ compiles only (automatic)")
-    ap.add_argument("--limit", type=int, default=0, help="at most this many candidates (0: all)")
+    ap.add_argument("--limit", type=int, default=12, help="at most this many candidates, both kinds alternating (0: all)")
+    ap.add_argument("--budget", type=float, default=390, help="seconds for the whole run (the end-to-end part gets the rest)")
     ap.add_argument("--plain-limit", type=int, default=12, help="plain load_inline on this many (0: all)")
     ap.add_argument("--nohdr-limit", type=int, default=6, help="ks without a header cache on this many (0: all)")
-    ap.add_argument("--jobs", type=int, default=0, help="plain/no-header builds at once (0: cores // 3, at least 1)")
+    ap.add_argument("--jobs", type=int, default=0, help="slow builds at once (0: cores // 3, at least 1)")
     ap.add_argument("--e2e-rows", type=int, default=0, help="candidates in the end-to-end stream (0: all)")
     ap.add_argument("--no-e2e", action="store_true", help="skip the bench --generations part")
     ap.add_argument("--timeout", type=float, default=300, help="seconds for one build")
@@ -245,19 +260,27 @@ def main() -> int:
         if not r.get("ok"):
             rows[c["name"]].setdefault("errors", {})[tag] = r.get("error", "")[-600:]
 
-    # 2. kernelsmith, warm header cache: one at a time (then the reload)
-    for c in cands:
+    def ks(c: dict) -> None:
         go("ks", c, "ks_cold", "ks")
         if not compile_only:  # compile-only builds have no up-to-date check: a reload is a rebuild
             go("ks", c, "ks_reload", "ks")
         print(f"  ks {c['name']}: {rows[c['name']].get('ks_cold')} s cold, {rows[c['name']].get('ks_reload')} s reload "
               f"[{rows[c['name']].get('layout')}]", flush=True)
-    # 3. the slow ones, `jobs` at a time: plain load_inline (cold, reload), ks without a header cache
+
+    # 2. kernelsmith on the light candidates, warm header cache: one at a time (then the reload)
+    for c in cands:
+        if c["kind"] == "light":
+            ks(c)
+        rows[c["name"]]["ks_at_once"] = 1 if c["kind"] == "light" else jobs
+    # 3. the slow ones, `jobs` at a time: plain load_inline (cold, reload), kernelsmith on the
+    #    LLM-style candidates (torch headers in the CUDA source), and without a header cache
     plain = cands[:a.plain_limit] if a.plain_limit else cands
     nohdr = [c for c in cands if c["kind"] == "light"][: a.nohdr_limit or None]
 
     def slow(item):
         mode, c = item
+        if mode == "ks":
+            return ks(c)
         if mode == "plain":
             go("plain", c, "plain_cold", "plain")
             if not compile_only:
@@ -268,14 +291,17 @@ def main() -> int:
               flush=True)
 
     t0 = time.perf_counter()
+    work_items = ([("ks", c) for c in cands if c["kind"] != "light"] + [("plain", c) for c in plain]
+                  + [("nohdr", c) for c in nohdr])
     with ThreadPoolExecutor(jobs) as pool:
-        list(pool.map(slow, [("plain", c) for c in plain] + [("nohdr", c) for c in nohdr]))
+        list(pool.map(slow, work_items))
     report["slow_phase_s"] = round(time.perf_counter() - t0, 1)
 
-    # 4. end to end
+    # 4. end to end, in what is left of the budget
     if not a.no_e2e:
         stream = cands[: a.e2e_rows] if a.e2e_rows else cands
-        report["e2e"] = e2e(stream, work, compile_only, timeout=max(120.0, 60 * len(stream)))
+        left = a.budget - (time.perf_counter() - t_all)
+        report["e2e"] = e2e(stream, work, compile_only, timeout=max(90.0, left - 20))
     report["candidates"] = list(rows.values())
     report["wall_s"] = round(time.perf_counter() - t_all, 1)
     _print(report)
@@ -308,7 +334,7 @@ def _fmt(v) -> str:
 def _print(r: dict) -> None:
     cols = ("plain_cold", "plain_reload", "ks_nohdr", "ks_cold", "ks_reload")
     head = f"{'candidate':44} {'kind':9} " + " ".join(f"{c:>12}" for c in cols) + f" {'speedup':>8}  layout"
-    print("\nbuild seconds (plain/no-header: " + f"{r['jobs']} at a time; ks: one at a time)")
+    print(f"\nbuild seconds (plain, no-header and llm-style ks builds {r['jobs']} at a time; light ks builds one at a time)")
     print(head)
     ratios = []
     for row in r["candidates"]:
