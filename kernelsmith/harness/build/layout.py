@@ -47,19 +47,26 @@ def choose(record: dict) -> str:
     return LIGHT if torch_free(cuda) else PCH
 
 
-# Errors a missing implicit header explains (then the heavy layout is tried): an unknown
-# name or type, a missing member or overload. A syntax error, a type mismatch or a header
-# the candidate names that is not there would fail the same way with torch's headers in
-# front (the fast layouts only ever add includes), so those are reported as they are.
-_MISSING = re.compile(
-    r"is undefined|was not declared|not declared in this scope|has not been declared|does not name a type"
-    r"|is not a member of|no instance of (?:overloaded )?function|no matching function|incomplete type"
-    r"|not a class or namespace|is not a template|identifier .* is undefined"
-    r"|unknown type name|has no member")
+# When a fast layout fails, is the call worth building again as written? Only cuda.cu
+# differs between the layouts (main.cpp has the same text, the precompiled header only
+# saves time), and there only by includes left out: an error in main.cpp alone, or one that
+# no header can cause (a syntax error, a header the candidate names that is not there, a
+# ptxas resource error), fails the same way heavy and is reported at once. Anything else
+# in cuda.cu (an unknown name, an ambiguous or missing overload, ...) is retried: a
+# correct candidate must build, whatever it leaned on.
+_OWN_ERROR = re.compile(
+    r'expected an? (?:"[^"]*"|expression|declaration|statement|identifier)|unrecognized token|missing closing quote'
+    r"|cannot open source file|No such file or directory|ptxas|uses too much|unbalanced|#error")
+_ERROR_LINE = re.compile(r"\berror\b", re.I)
+_SUMMARY_LINE = re.compile(r"Error building extension|errors? detected in the compilation|^\s*FAILED:")
 
 
 def worth_retrying(log: str) -> bool:
-    return bool(_MISSING.search(log or ""))
+    errors = [ln for ln in (log or "").splitlines() if _ERROR_LINE.search(ln) and not _SUMMARY_LINE.search(ln)]
+    outside_main = [ln for ln in errors if "main.cpp" not in ln]
+    if not outside_main:
+        return False  # nothing failed, or only main.cpp did: the same text heavy
+    return any(not _OWN_ERROR.search(ln) for ln in outside_main)
 
 
 # torch/extension.h is torch/all.h (the whole C++ frontend: nn, optim, data, jit) plus
