@@ -222,6 +222,14 @@ class Evaluator:
             return futs
         return [f.result()[0] for f in futs]
 
+    def prefetch(self, items: Iterable[tuple[Task, str]]) -> None:
+        """Start building candidates that will be evaluated later (a search's next batch, while
+        the GPU times this one): screened first as evaluate_many screens them; the later
+        evaluate_many waits for, or finds, the same build."""
+        for task, code in items:
+            if self._before_gpu(task, code) is None:
+                self._pool.submit(self._compile_timed, task, code)
+
     def evaluate(self, task: Task, code: str) -> EvalResult:
         return self.evaluate_many([(task, code)])[0]
 

@@ -293,3 +293,33 @@ def test_light_candidate_through_the_compile_stage(header, tmp_path):
         assert main.startswith("#if __has_include(") and "relu_forward" in main
         bad = ev.compile(task, code.replace("y[i] = {expr};".format(expr="fmaxf(v, 0.f)"), "y[i] = fmaxf(v, 0.f)"))
         assert not bad.ok and "expected" in bad.log
+
+
+@nvcc
+@pytest.mark.slow
+def test_light_layout_gives_the_same_device_code(tmp_path):
+    """The light layout only leaves torch's headers out: every light fixture's kernels
+    compile to the same PTX with and without load_inline's torch prelude (less the
+    one-byte globals torch's headers define)."""
+    from kernelsmith.harness.compile import _nvcc
+
+    _, _, flags = pch.torch_build_flags(pch.cuda_home())
+    flags = [f for f in flags if not f.startswith("-DTORCH_EXTENSION_NAME")]
+    srcs = []
+    for p in sorted(LIGHT.glob("level*.py"))[:3]:  # each torch prelude costs nvcc most of a minute
+        srcs.append(p.read_text().split('cuda_source = r"""', 1)[1].split('"""', 1)[0])
+
+    def ptx(prelude: list[str], tag: str) -> list[str]:
+        src = tmp_path / f"{tag}.cu"
+        src.write_text("\n".join(prelude) + "\n" + "\n".join(f"namespace n{i} {{\n{s}\n}}" for i, s in enumerate(srcs)))
+        out = tmp_path / f"{tag}.ptx"
+        proc = subprocess.run([_nvcc(), *flags, "-arch=sm_90", "-ptx", str(src), "-o", str(out)],
+                              capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return [ln for ln in out.read_text().splitlines()
+                if not ln.startswith("//") and not ln.startswith(".global .align 1 .b8 _ZN")]
+
+    light = ptx(inline.CUDA_PRELUDE, "light")
+    heavy = ptx(inline.TORCH_CUDA_PRELUDE, "heavy")
+    assert any(".entry" in ln for ln in light)
+    assert light == heavy
