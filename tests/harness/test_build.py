@@ -323,3 +323,47 @@ def test_light_layout_gives_the_same_device_code(tmp_path):
     heavy = ptx(inline.TORCH_CUDA_PRELUDE, "heavy")
     assert any(".entry" in ln for ln in light)
     assert light == heavy
+
+
+def test_compile_and_gpu_jobs_get_the_header_cache_under_the_mounted_cache(tmp_path):
+    """The header cache is <cache>/pch: the directory Docker mounts read-write and the process
+    sandbox reaches; both job kinds are told where it is (their namespace mounts it back)."""
+    from concurrent.futures import Future
+
+    from kernelsmith.config import EvalConfig
+    from kernelsmith.evaluate.evaluator import Evaluator
+    from kernelsmith.sandbox.base import JobOutcome
+    from kernelsmith.task import Task
+
+    class Mounting:
+        name = "fake"
+
+        def __init__(self):
+            self.mounts = {}
+
+        def add_mount(self, path, mode):
+            self.mounts[path] = mode
+
+    class Server:
+        def __init__(self):
+            self.jobs = []
+
+        def submit(self, job, args, timeout=None, writable=None):
+            self.jobs.append((job, args))
+            f = Future()
+            f.set_result(JobOutcome("ok", {"ok": True, "backend": "load_inline", "seconds": 0.1}))
+            return f
+
+    box, srv = Mounting(), Server()
+    ev = Evaluator(EvalConfig(cache_dir=tmp_path, arch="9.0", compile_workers=1), sandbox=box)
+    try:
+        ev.headers.variants = ()  # nothing to build here
+        ev._server = lambda role: srv
+        task = Task.load(ROOT / "tasks" / "level1" / "005_relu.py")
+        assert ev.compile(task, (LIGHT / "level1_005_relu.py").read_text()).ok
+        job, args = srv.jobs[0]
+        assert job == "compile" and args["pch_root"] == str(tmp_path / "pch")
+        assert box.mounts[str(tmp_path)] == "rw" and args["pch_root"].startswith(str(tmp_path) + "/")
+        assert (tmp_path / "pch").is_dir() and (tmp_path / "pch").stat().st_mode & 0o005 == 0o005
+    finally:
+        ev.close()
