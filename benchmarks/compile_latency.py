@@ -154,6 +154,8 @@ def e2e(cands: list[dict], work: Path, compile_only: bool, timeout: float) -> di
         out["per_candidate_marginal_s"] = round((n["wall_s"] - one["wall_s"]) / (n["rows"] - 1), 2)
     out["per_candidate_total_s"] = round(n["wall_s"] / n["rows"], 2)
     out["gpu_idle"] = None if compile_only else _gpu_idle(db)  # a dry run keeps no run record
+    if not compile_only:
+        out["verdicts"] = _verdicts(db)
     return out
 
 
@@ -171,6 +173,29 @@ def _run_group(cmd: list[str], env: dict, timeout: float) -> tuple[int, str]:
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
         return 124, (out or "") + f"\n[killed after {timeout:.0f} s]"
+
+
+def _verdicts(db: Path) -> dict:
+    """{verdict: count} of the N-row run, and the rows that were not correct (with why)."""
+    try:
+        from kernelsmith.store.runs import RunStore
+
+        store = RunStore(str(db))
+        runs = store.list_runs(label="compile_latency_n")
+        if not runs:
+            return {"error": "no run"}
+        counts: dict = {}
+        wrong = []
+        for c in store.candidates(runs[0].id):
+            v = c.result.verdict.value if c.result else "not evaluated"
+            counts[v] = counts.get(v, 0) + 1
+            if v != "correct":
+                wrong.append({"name": (c.strategy_info or {}).get("name"), "verdict": v,
+                              "message": (c.result.message if c.result else "")[:300]})
+        store.close()
+        return {"counts": counts, "not_correct": wrong}
+    except Exception as exc:  # noqa: BLE001
+        return {"error": str(exc)[:300]}
 
 
 def _gpu_idle(db: Path) -> dict | None:
@@ -199,7 +224,7 @@ def main() -> int:
     ap.add_argument("--budget", type=float, default=390, help="seconds for the whole run (the end-to-end part gets the rest)")
     ap.add_argument("--plain-limit", type=int, default=12, help="plain load_inline on this many (0: all)")
     ap.add_argument("--nohdr-limit", type=int, default=6, help="ks without a header cache on this many (0: all)")
-    ap.add_argument("--jobs", type=int, default=0, help="slow builds at once (0: cores // 3, at least 1)")
+    ap.add_argument("--jobs", type=int, default=0, help="slow builds at once (0: cores // 2, at least 1)")
     ap.add_argument("--e2e-rows", type=int, default=0, help="candidates in the end-to-end stream (0: all)")
     ap.add_argument("--no-e2e", action="store_true", help="skip the bench --generations part")
     ap.add_argument("--timeout", type=float, default=300, help="seconds for one build")
@@ -219,7 +244,7 @@ def main() -> int:
         major, minor = torch.cuda.get_device_capability(0)
         arch = f"{major}.{minor}"
     cores = os.cpu_count() or 2
-    jobs = a.jobs or max(1, cores // 3)
+    jobs = a.jobs or max(1, cores // 2)
     cands = candidates()
     if a.limit:
         # keep both kinds: alternate llm-style and light
@@ -362,7 +387,7 @@ def _print(r: dict) -> None:
         print(f"end to end ({'bench --generations --dry-run' if r['compile_only'] else 'bench --generations'}): "
               f"{e['n']['rows']} rows in {e['n']['wall_s']} s (rc {e['n']['rc']}), 1 row in {e['one']['wall_s']} s; "
               f"per candidate {e.get('per_candidate_marginal_s', '-')} s marginal, {e['per_candidate_total_s']} s "
-              f"with start-up; GPU idle {e.get('gpu_idle')}")
+              f"with start-up; GPU idle {e.get('gpu_idle')}; verdicts {(e.get('verdicts') or {}).get('counts')}")
         if e["n"]["rc"] != 0:
             print("bench output (tail):\n" + e["n"]["tail"][-800:])
     print(f"whole benchmark: {r['wall_s']} s")
