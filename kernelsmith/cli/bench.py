@@ -199,6 +199,7 @@ def bench(
             console.print(f"dry run: {summary}; nothing was run or timed, nothing written", soft_wrap=True)
             raise typer.Exit(0 if compiled == len(pool.records) and not out.skipped else 1)
         console.print(summary_table(out.summary, f"run {out.run_id}: {label or generations.name}"))
+        _report_gpu_idle(console, pool, store, out.run_id)
         return
 
     if resume:
@@ -259,6 +260,21 @@ def bench(
         if t.status == "failed":
             note(f"{t.bench.label}: {t.reason}", prefix="failed", style="red")
     console.print(summary_table(out.summary, f"run {out.run_id}: {llm.name}, {req.strategy}"))
+    _report_gpu_idle(console, pool, store, out.run_id)
     if out.status == "interrupted":
         note(f"interrupted: continue with --resume {out.run_id}")
         raise typer.Exit(130)
+
+
+def _report_gpu_idle(console, pool, store, run_id: str) -> None:
+    """How long the GPUs waited on the compilers (issue 15): printed, and kept in the run's config."""
+    from kernelsmith.evaluate.fastbuild import gpu_idle_of, idle_line
+
+    idle = gpu_idle_of(pool)
+    if idle is None:
+        return
+    console.print(idle_line(idle))
+    try:
+        store.merge_run_config(run_id, {"gpu_idle": idle})
+    except Exception as exc:  # noqa: BLE001 - a figure not stored never fails the bench
+        note(f"GPU idle not stored: {exc}", prefix="warning", style="yellow")

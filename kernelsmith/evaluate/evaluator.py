@@ -23,6 +23,7 @@ from kernelsmith import sandbox as sandboxes
 from kernelsmith.config import HARNESS_VERSION, EvalConfig
 from kernelsmith.evaluate import static
 from kernelsmith.evaluate.cache import JsonCache, key
+from kernelsmith.evaluate.fastbuild import HeaderCache, IdleMeter
 from kernelsmith.evaluate.convert import compile_result, from_job
 from kernelsmith.results import CompileResult, ErrorClass, EvalResult, StaticResult, SystemInfo, Verdict
 from kernelsmith.sandbox.base import JobOutcome, Sandbox, ServerSpec
@@ -74,6 +75,8 @@ class Evaluator:
         # Each step once per candidate: its hash is taken once where it enters, and the
         # static screen's verdict is kept for the later stages that report it.
         self._screens: dict[tuple[str, str], StaticResult] = {}
+        self.headers = HeaderCache(root / "pch")
+        self.gpu_idle = IdleMeter()
 
     # -- servers --------------------------------------------------------------------
     def _server(self, role: str):
@@ -222,8 +225,10 @@ class Evaluator:
         if build.exists():  # a killed earlier attempt: never reuse its lock files
             shutil.rmtree(build, ignore_errors=True)
         build.mkdir(parents=True)
+        if "load_inline" in cand.read_text(errors="replace"):
+            self.headers.wait(self.arch)  # built once per torch/compiler/flags (outside the sandbox)
         args = {"candidate_path": str(cand), "build_dir": str(build), "arch": self.arch,
-                "nvcc_timeout": self.config.compile_timeout}
+                "nvcc_timeout": self.config.compile_timeout, "pch_root": str(self.headers.root)}
         out = self._server("cpu").submit("compile", args, timeout=self.config.compile_timeout,
                                          writable=[str(build)]).result()
         res = compile_result(out)
@@ -238,6 +243,15 @@ class Evaluator:
         if not wait:
             return futs
         return [f.result()[0] for f in futs]
+
+    def prefetch(self, items: Iterable[tuple[Task, str]]) -> None:
+        """Start building candidates that will be evaluated later (a search's next batch, while
+        the GPU times this one): screened first as evaluate_many screens them; the later
+        evaluate_many waits for, or finds, the same build."""
+        for task, code in items:
+            chash = code_hash(code)
+            if self._before_gpu(task, code, chash) is None:
+                self._pool.submit(self._compile_timed, task, code, chash)
 
     def evaluate(self, task: Task, code: str) -> EvalResult:
         return self.evaluate_many([(task, code)])[0]
@@ -261,12 +275,16 @@ class Evaluator:
                 pending[self._pool.submit(self._compile_timed, task, code, hashes[i])] = i
         from concurrent.futures import as_completed
 
+        idle = self.gpu_idle.open(bool(pending))
         for fut in as_completed(pending):
+            idle.stop()  # the GPU had nothing to do while this build ran
             i = pending[fut]
             task, code = items[i]
             results[i] = self._gpu_stage(task, code, *fut.result(), chash=hashes[i])
             if on_result:
                 on_result(i, results[i])
+            idle.start()
+        idle.close()
         return [r for r in results if r is not None]
 
     def _before_gpu(self, task: Task, code: str, chash: str) -> EvalResult | None:
@@ -312,7 +330,7 @@ class Evaluator:
                               wall={"compile": compile_s})
         baseline = self.baseline(task) if self.config.compile_baseline else None
         args = {"task_path": str(tpath), "candidate_path": str(cand), "build_dir": str(build),
-                "trials": self.config.trials, "atol": self.config.atol, "rtol": self.config.rtol,
+                "pch_root": str(self.headers.root), "trials": self.config.trials, "atol": self.config.atol, "rtol": self.config.rtol,
                 "timing": self.config.timing, "ceilings": (self.probe_info or {}).get("ceilings")}
         out = self._server("gpu").submit("evaluate", args, timeout=self.config.eval_timeout,
                                          writable=[str(build)]).result()
@@ -343,7 +361,8 @@ class Evaluator:
         comp = self._compile(cand, build)
         if not comp.ok:
             return {"available": False, "note": f"not run: the candidate does not compile ({comp.message})"}
-        args = {"task_path": str(tpath), "candidate_path": str(cand), "build_dir": str(build), **extra}
+        args = {"task_path": str(tpath), "candidate_path": str(cand), "build_dir": str(build),
+                "pch_root": str(self.headers.root), **extra}
         out = self._server("gpu").submit(job, args, timeout=900, writable=[str(build)]).result()
         if out.status != "ok" or not isinstance(out.result, dict):
             return {"available": False, "note": f"the {job} job {out.status}: {str(out.result or out.output)[-300:]}"}

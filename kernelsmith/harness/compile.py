@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
+from kernelsmith.harness.build.inline import BuildLog
 from kernelsmith.harness.loader import Capture, load_module, patch_cupy, patch_load_inline, patch_pycuda, stub_cupy
 
 LOG_LIMIT = 4000
@@ -74,25 +76,88 @@ def nvcc_check_cupy(code: str, options: list[str], arch: str, workdir: str, time
 
 
 def nvcc_builder(arch: str, timeout: float):
-    """A load_inline stand-in that compiles the CUDA sources with plain nvcc (CPU torch)."""
-    import sysconfig
+    """A load_inline stand-in for a CPU-only torch: the same main.cpp and cuda.cu that
+    load_inline would write, compiled with the same flags (read off torch's own ninja
+    file), both at once as ninja would, but not linked or loaded."""
+    from kernelsmith.harness.build import pch as pchmod
 
-    import torch.utils.cpp_extension as cpp
-
-    def build(record: dict, target: str):
-        sources = record.get("cuda_sources") or []
-        if isinstance(sources, str):
-            sources = [sources]
-        incs = [f"-I{p}" for p in cpp.include_paths()] + [f"-I{sysconfig.get_paths()['include']}"]
-        flags = [str(f) for f in record.get("extra_cuda_cflags") or [] if not str(f).startswith("-arch")]
-        for i, code in enumerate(sources):
-            src = os.path.join(target, f"cuda_{i}.cu")
-            with open(src, "w") as f:
-                f.write(code if "torch/extension.h" in code else "#include <torch/extension.h>\n" + code)
-            _run_nvcc(["-c", _arch_flag(arch), "-std=c++17", *incs, *flags, "-o", src + ".o", src], timeout, src)
-        return _Unloaded(record["name"])
+    def build(kw: dict, target: str):
+        name = str(kw["name"])
+        cxx, cflags, cuda_cflags = pchmod.torch_build_flags(pchmod.cuda_home())
+        own = f"-DTORCH_EXTENSION_NAME={name}"
+        cflags = [own if f.startswith("-DTORCH_EXTENSION_NAME=") else f for f in cflags]
+        cuda_cflags = [own if f.startswith("-DTORCH_EXTENSION_NAME=") else f for f in cuda_cflags]
+        incs = [f"-I{os.path.abspath(str(p))}" for p in kw.get("extra_include_paths") or []]
+        main, cuda = inline_sources(kw)
+        jobs = []
+        path = os.path.join(target, "main.cpp")
+        with open(path, "w") as f:
+            f.write(main)
+        jobs.append(([*shlex.split(cxx), *incs, *cflags, *[str(x) for x in kw.get("extra_cflags") or []],
+                      "-c", path, "-o", os.path.join(target, "main.o")], path))
+        if cuda is not None:
+            path = os.path.join(target, "cuda.cu")
+            with open(path, "w") as f:
+                f.write(cuda)
+            nvcc = _nvcc()
+            if nvcc is None:
+                raise CompileFailed("nvcc not found: install the CUDA toolkit or set CUDA_HOME")
+            extra = [str(x) for x in kw.get("extra_cuda_cflags") or [] if not str(x).startswith(("-arch", "-gencode"))]
+            jobs.append(([nvcc, *incs, *cuda_cflags, _arch_flag(arch), *extra, "-c", path, "-o", os.path.join(target, "cuda.cuda.o")],
+                         path))
+        _run_parallel(jobs, timeout)
+        return _Unloaded(name)
 
     return build
+
+
+def inline_sources(kw: dict) -> tuple[str, str | None]:
+    """(main.cpp, cuda.cu or None) as torch's load_inline writes them for these arguments."""
+    cpp = kw.get("cpp_sources") or []
+    cpp = [cpp] if isinstance(cpp, str) else list(cpp)
+    cuda = kw.get("cuda_sources") or []
+    cuda = [cuda] if isinstance(cuda, str) else list(cuda)
+    implicit = not kw.get("no_implicit_headers")
+    if implicit:
+        cpp.insert(0, "#include <torch/extension.h>")
+    functions = kw.get("functions")
+    if functions is not None:
+        if isinstance(functions, str):
+            functions = [functions]
+        if isinstance(functions, list):
+            functions = {f: f for f in functions}
+        wrap = kw.get("with_pytorch_error_handling", True)
+        cpp.append("PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {")
+        for fn, doc in functions.items():
+            cpp.append(f'm.def("{fn}", torch::wrap_pybind_function({fn}), "{doc}");' if wrap
+                       else f'm.def("{fn}", {fn}, "{doc}");')
+        cpp.append("}")
+    if not cuda:
+        return "\n".join(cpp), None
+    if implicit:
+        cuda[:0] = ["#include <torch/types.h>", "#include <cuda.h>", "#include <cuda_runtime.h>"]
+    return "\n".join(cpp), "\n".join(cuda)
+
+
+def _run_parallel(jobs: list[tuple[list[str], str]], timeout: float) -> None:
+    """Run the compiles at once; the first failure (in job order) is raised with its log."""
+    procs = [(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), src)
+             for cmd, src in jobs]
+    deadline = time.monotonic() + timeout
+    failed: list[str] = []
+    try:
+        for proc, src in procs:
+            out, _ = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
+            if proc.returncode != 0:
+                failed.append(out.replace(src, os.path.basename(src)))
+    except subprocess.TimeoutExpired:
+        for proc, _ in procs:
+            proc.kill()
+        for proc, _ in procs:
+            proc.wait()
+        raise
+    if failed:
+        raise CompileFailed(trim_log("\n".join(failed)))
 
 
 class _Unloaded:
@@ -115,7 +180,9 @@ def run(args: dict) -> dict:
 
     capture = Capture()
     real_build = torch.version.cuda is not None and cpp.CUDA_HOME is not None
-    patch_load_inline(build_dir, capture, builder=None if real_build else nvcc_builder(arch, timeout))
+    builds = BuildLog()
+    patch_load_inline(build_dir, capture, builder=None if real_build else nvcc_builder(arch, timeout),
+                      pch_root=args.get("pch_root"), build_log=builds)
     try:
         import cupy
 
@@ -152,7 +219,7 @@ def run(args: dict) -> dict:
         f.write(capture.backend)
     return {
         "ok": True, "backend": capture.backend, "log": "", "warnings": warnings,
-        "real_build": real_build, "seconds": time.perf_counter() - t0,
+        "real_build": real_build, "seconds": time.perf_counter() - t0, "builds": builds.calls,
         "python": sys.version.split()[0],
     }
 

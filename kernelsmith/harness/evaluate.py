@@ -183,7 +183,7 @@ class Evaluation:
         """Everything recorded before the candidate's import: patches, snapshot, surface."""
         self.snapshot = integrity.Snapshot()
         self.capture = Capture()
-        patch_load_inline(self.args["build_dir"], self.capture)
+        patch_load_inline(self.args["build_dir"], self.capture, pch_root=self.args.get("pch_root"))
         try:
             import cupy
 

@@ -85,26 +85,51 @@ def load_module(path: str, name: str) -> types.ModuleType:
     return module
 
 
-def patch_load_inline(build_dir: str, capture: Capture, builder=None) -> None:
-    """Route every load_inline / load call into `build_dir`.
+def patch_load_inline(build_dir: str, capture: Capture, builder=None, pch_root: str | None = None,
+                      build_log=None, fast: bool | None = None) -> None:
+    """Route every load_inline / load call into `build_dir`, built the fast way the
+    sources allow (kernelsmith.harness.build: light layout, precompiled header), the
+    way the candidate wrote it otherwise.
 
     `builder`, when given, replaces the real build (used for compile-only checks on a
-    machine whose torch has no CUDA); it receives the call's keyword arguments.
+    machine whose torch has no CUDA); it receives the call's keyword arguments and the
+    directory to build in. `pch_root`: where the precompiled headers are (read only).
+    fast=False builds every call as written (what plain load_inline does).
     """
+    import inspect
+
     import torch.utils.cpp_extension as cpp
 
+    from kernelsmith.harness.build.inline import build_inline, supports_no_implicit_headers
+
     real_inline = cpp.load_inline
+    try:
+        params = inspect.signature(real_inline)
+    except (TypeError, ValueError):
+        params = None
+    if fast is None:
+        fast = builder is not None or supports_no_implicit_headers(real_inline)
 
     def load_inline(name, cpp_sources, cuda_sources=None, *args, **kwargs):
         kwargs.pop("build_directory", None)
         kwargs["verbose"] = False
+        if args and params is not None:  # positional arguments past cuda_sources, by this torch's order
+            bound = params.bind_partial(name, cpp_sources, cuda_sources, *args)
+            kwargs.update({k: v for k, v in bound.arguments.items() if k not in ("name", "cpp_sources", "cuda_sources")})
+            args = ()
         record = dict(name=name, cpp_sources=cpp_sources, cuda_sources=cuda_sources, **kwargs)
         capture.inline.append(record)
         target = os.path.join(build_dir, _safe(name))
         os.makedirs(target, exist_ok=True)
-        if builder is not None:
-            return builder(record, target)
-        return real_inline(name, cpp_sources, cuda_sources, *args, build_directory=target, **kwargs)
+        if args:  # a signature we could not read: exactly the candidate's call
+            return real_inline(name, cpp_sources, cuda_sources, *args, build_directory=target, **kwargs)
+
+        def call(kw: dict, where: str):
+            if builder is not None:
+                return builder(kw, where)
+            return real_inline(**kw, build_directory=where)
+
+        return build_inline(call, record, target, pch_root=pch_root, log=build_log, fast=fast)
 
     cpp.load_inline = load_inline
 

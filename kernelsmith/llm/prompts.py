@@ -38,8 +38,17 @@ outputs (same shapes, dtypes, device) as fresh tensors (never an input or a view
 
 _LOAD_INLINE = """\
 torch.utils.cpp_extension.load_inline(name=..., cpp_sources=..., cuda_sources=..., \
-functions=[...]): keep includes minimal (torch/extension.h, ATen/cuda/CUDAContext.h, \
-cuda_runtime.h) to keep compile time low; launch on at::cuda::getCurrentCUDAStream()."""
+functions=[...]). Every candidate is compiled before it runs, so use the fast layout: \
+cuda_sources holds only CUDA code, the kernels plus plain C++ launchers that take raw \
+pointers, sizes and a cudaStream_t (at most `#include <cuda_runtime.h>`; no torch, ATen or \
+c10 header and no torch::/at:: name there); cpp_sources includes <cuda_runtime.h>, declares \
+those launchers and holds \
+the torch::Tensor wrappers (checks, torch::empty, data_ptr<float>(), the launcher call) named \
+in functions=[...]. Launch on torch's current stream: pass \
+torch.cuda.current_stream().cuda_stream from Python as an int64_t and \
+reinterpret_cast<cudaStream_t> it. Why: that CUDA source compiles in about a second and the \
+C++ side reuses a precompiled torch header, a few seconds in all; torch headers in \
+cuda_sources still build, but nvcc then spends most of a minute parsing them."""
 
 _RAWKERNEL = """\
 cupy.RawKernel(src, name): launch inside `with cp.cuda.ExternalStream(\
@@ -250,6 +259,11 @@ def _compile_log(log: str, limit: int = 3000) -> str:
     return clip("\n".join(lines[j] for j in sorted(keep)), limit, "head")
 
 
+FAST_LAYOUT_HINT = ("Build layout: keep cuda_sources to kernels and raw-pointer launchers (no torch headers) "
+                    "and the torch::Tensor wrappers in cpp_sources; such a build takes seconds, and its "
+                    "errors point at your own code rather than at torch's headers.")
+
+
 def result_summary(r: EvalResult) -> str:
     """What happened to a candidate, in the terms a model can act on."""
     v = r.verdict
@@ -260,6 +274,8 @@ def result_summary(r: EvalResult) -> str:
         out.append(f"Compilation failed ({r.compile.backend or 'build'}): {r.compile.message}".rstrip(": "))
         if r.compile.log:
             out.append("Compiler output:\n```\n" + _compile_log(r.compile.log) + "\n```")
+        if "load_inline" in (r.compile.backend or ""):
+            out.append(FAST_LAYOUT_HINT)
     elif v is Verdict.INCORRECT and r.check:
         c = r.check
         out.append(f"Wrong output on {c.trials - c.trials_passed} of {c.trials} trials" if c.trials else "Wrong output")

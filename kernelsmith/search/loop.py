@@ -75,6 +75,7 @@ class _Loop:
         self.batch: list[Candidate] = []
         self.sent = 0
         self.pending_samples = 0  # asked of the model, not yet finished
+        self.prefetched: set[str] = set()  # code handed to the evaluator's compile pool early
 
     def run(self, existing: list[Candidate]) -> SearchOutcome:
         t0 = time.monotonic()
@@ -96,6 +97,8 @@ class _Loop:
                     self.batch, self.ready = self.ready[:self.max_batch], self.ready[self.max_batch:]
                     items = [(self.task, c.code) for c in self.batch]
                     self.eval_fut = eval_pool.submit(self.evaluator.evaluate_many, items)
+                if self.eval_fut is not None and self.ready:
+                    self._prefetch()  # the next batch builds while the GPU times this one
                 if not self.llm_futs and self.eval_fut is None:
                     if stopping is None:  # nothing in flight and nothing proposed: it cannot go on
                         stopping = stops.NOTHING_MORE
@@ -127,6 +130,19 @@ class _Loop:
         return out
 
     # -- steps ---------------------------------------------------------------------------
+    def _prefetch(self) -> None:
+        """Hand candidates waiting for the evaluator to its compile pool now (an evaluator
+        that has none, e.g. a pool over several GPUs, builds them when their batch comes)."""
+        prefetch = getattr(self.evaluator, "prefetch", None)
+        todo = [c for c in self.ready if c.code not in self.prefetched]
+        if prefetch is None or not todo:
+            return
+        self.prefetched.update(c.code for c in todo)
+        try:
+            prefetch([(self.task, c.code) for c in todo])
+        except Exception:  # noqa: BLE001 - an early build is an optimisation: the batch builds anyway
+            log.debug("prefetching builds failed", exc_info=True)
+
     def _resume(self, existing: list[Candidate]) -> StopReason | None:
         """Count stored candidates, evaluate the ones a crash left without a result, and
         rebuild the strategy from all of them."""

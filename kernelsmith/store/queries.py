@@ -93,6 +93,12 @@ def set_run_status(s: Session, run_id: str, status: str, notes: str | None = Non
     run.updated_at = utcnow()
 
 
+def merge_run_config(s: Session, run_id: str, extra: dict) -> None:
+    run = _lock_run(s, run_id)
+    run.config_json = cv.clean({**(run.config_json or {}), **extra})
+    run.updated_at = utcnow()
+
+
 def _best_speedup_col() -> Any:
     return (select(m.Evaluation.speedup_eager).where(m.Evaluation.candidate_id == m.Run.best_candidate_id)
             .order_by(m.Evaluation.id.desc()).limit(1).scalar_subquery())

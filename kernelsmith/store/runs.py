@@ -86,6 +86,11 @@ class RunStore:
         with self._tx() as s:
             q.set_run_status(s, run_id, status, notes)
 
+    def merge_run_config(self, run_id: str, extra: dict) -> None:
+        """Add entries to a run's config (figures known only at its end, e.g. GPU idle time)."""
+        with self._tx() as s:
+            q.merge_run_config(s, run_id, extra)
+
     def get_run(self, run_id: str) -> RunInfo:
         """By id or unique id prefix; raises ``NotFound``."""
         with self._tx(write=False) as s:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kernelsmith.llm.extract import extract_code
-from kernelsmith.llm.prompts import (SYSTEM_PROMPT, build_messages, clip, feedback_section, gpu_section,
+from kernelsmith.llm.prompts import (result_summary, SYSTEM_PROMPT, build_messages, clip, feedback_section, gpu_section,
                                      history_section, reply_format_section, task_section)
 from kernelsmith.results import (Bound, CheckResult, CompileResult, ErrorClass, EvalResult, StaticResult,
                                  TimingResult, TimingStats, Verdict)
@@ -58,9 +58,23 @@ def correct(speedup: float) -> EvalResult:
 def test_system_prompt_mirrors_the_rules():
     for needle in ("class ModelNew", "load_inline", "cp.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)",
                    "cp.from_dlpack", "try/except", "streams", "threads", "file", "environment", "1e-4",
-                   "fresh tensors", "cuBLAS", "minimal"):
+                   "fresh tensors", "cuBLAS", "fast layout", "raw", "no torch, ATen or c10 header"):
         assert needle in SYSTEM_PROMPT, needle
     assert len(SYSTEM_PROMPT) < 3500
+
+
+def test_compile_failure_feedback_names_the_fast_layout():
+    from kernelsmith.llm.prompts import FAST_LAYOUT_HINT
+    from kernelsmith.results import CompileResult, ErrorClass, EvalResult, Verdict
+
+    def failed(backend):
+        comp = CompileResult(ok=False, error=ErrorClass.COMPILE, backend=backend, message="does not compile",
+                             log="cuda.cu(3): error: identifier \"x\" is undefined")
+        return result_summary(EvalResult(Verdict.COMPILE_ERROR, "t", "c", compile=comp, error=ErrorClass.COMPILE))
+
+    text = failed("load_inline")
+    assert FAST_LAYOUT_HINT in text and "is undefined" in text
+    assert FAST_LAYOUT_HINT not in failed("cupy")  # a CuPy kernel has no torch headers to leave out
 
 
 def test_build_messages_and_sections():

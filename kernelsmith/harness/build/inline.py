@@ -1,0 +1,137 @@
+"""One load_inline call, built the fast way the sources allow, the heavy way otherwise.
+
+`build_inline` rewrites a call's arguments for the chosen layout (layout.py) and calls the
+real builder (torch's load_inline, or the compile-only nvcc builder on a CPU torch):
+
+- light: `no_implicit_headers=True`; the CUDA sources get `cuda.h` and `cuda_runtime.h`
+  (what load_inline prepends, less torch/types.h); main.cpp gets the precompiled header
+  and `torch/extension.h` (pch.py), as load_inline would have given it.
+- pch: the CUDA sources get exactly load_inline's three lines, and an include of
+  torch/extension.h there is left to torch/types.h where the source needs nothing more
+  (layout.slim_extension_include); main.cpp as for light.
+- heavy: the call as the candidate wrote it.
+
+The layout that built is written to `<target>/.ks_layout` so the GPU stage, importing the
+candidate again, makes the very same call (same sources, same flags: torch finds the build
+up to date). A fast layout that fails with an error a missing header explains is retried
+heavy in its own directory; any other error is the candidate's and is reported as is.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import shutil
+import subprocess
+import time
+
+from kernelsmith.harness.build import layout, pch
+
+MARKER = ".ks_layout"
+CUDA_PRELUDE = ["#include <cuda.h>", "#include <cuda_runtime.h>"]
+TORCH_CUDA_PRELUDE = ["#include <torch/types.h>", *CUDA_PRELUDE]  # load_inline's own
+
+
+class BuildLog:
+    """What happened to each call (the compile stage reports it)."""
+
+    def __init__(self):
+        self.calls: list[dict] = []
+
+
+def supports_no_implicit_headers(real) -> bool:
+    try:
+        return "no_implicit_headers" in inspect.signature(real).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _as_list(src) -> list[str]:
+    if src is None:
+        return []
+    return [src] if isinstance(src, str) else [str(s) for s in src]
+
+
+def rewrite(record: dict, chosen: str, pch_dir: str | None) -> dict:
+    """The keyword arguments of the call for `chosen` (record: the candidate's arguments)."""
+    kw = dict(record)
+    if chosen == layout.HEAVY or kw.get("no_implicit_headers"):
+        return kw  # heavy, or the candidate manages its own headers already
+    cpp = _as_list(kw.get("cpp_sources"))
+    kw["cpp_sources"] = [pch.include_lines(pch_dir), *cpp]
+    cuda = _as_list(kw.get("cuda_sources"))
+    if cuda and chosen == layout.PCH:
+        cuda = [layout.slim_extension_include(c) or c for c in cuda]
+    if cuda:
+        kw["cuda_sources"] = [*(CUDA_PRELUDE if chosen == layout.LIGHT else TORCH_CUDA_PRELUDE), *cuda]
+    kw["no_implicit_headers"] = True
+    kw.pop("use_pch", None)  # torch's own writes into torch's install directory
+    return kw
+
+
+def _read_marker(target: str) -> dict | None:
+    try:
+        with open(os.path.join(target, MARKER)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _write_marker(target: str, info: dict) -> None:
+    with open(os.path.join(target, MARKER), "w") as f:
+        json.dump(info, f)
+
+
+def _forget(name: str) -> None:
+    """torch numbers a name's rebuilds within a process (name_v1, ...): a retry under
+    another layout must build as version 0, the name the GPU stage's fresh process loads."""
+    try:
+        import torch.utils.cpp_extension as cpp
+
+        cpp.JIT_EXTENSION_VERSIONER.entries.pop(name, None)
+    except Exception:  # noqa: BLE001 - an older or newer torch: nothing to forget
+        pass
+
+
+def build_inline(call, record: dict, target: str, pch_root: str | None = None, log: BuildLog | None = None,
+                 fast: bool = True):
+    """Build one load_inline call into `target` (a directory per layout beneath it).
+
+    call(kwargs, directory) does the build (torch's load_inline or a stand-in); fast=False
+    (a torch without `no_implicit_headers`) builds heavy only."""
+    t0 = time.perf_counter()
+    known = _read_marker(target)
+    fast_ok = fast and not record.get("no_implicit_headers")
+    if known is not None:
+        order = [known["layout"]]
+        pch_dir = known.get("pch")
+    else:
+        first = layout.choose(record) if fast_ok else layout.HEAVY
+        order = [first] if first == layout.HEAVY else [first, layout.HEAVY]
+        pch_dir = pch.ready(pch_root, record.get("extra_cflags")) if first != layout.HEAVY else None
+    err = None
+    for i, chosen in enumerate(order):
+        where = os.path.join(target, chosen)
+        os.makedirs(where, exist_ok=True)
+        kw = rewrite(record, chosen, pch_dir if chosen != layout.HEAVY else None)
+        try:
+            mod = call(kw, where)
+        except subprocess.TimeoutExpired:
+            raise  # a second build would take as long
+        except Exception as exc:  # noqa: BLE001 - how the builder reports a failed build
+            err = exc
+            last = i == len(order) - 1
+            if last or not layout.worth_retrying(str(getattr(exc, "log", "")) + str(exc)):
+                raise
+            _forget(str(record.get("name")))
+            shutil.rmtree(where, ignore_errors=True)
+            continue
+        info = {"layout": chosen, "pch": pch_dir if chosen != layout.HEAVY else None,
+                "fell_back": i > 0, "seconds": round(time.perf_counter() - t0, 3)}
+        if known is None:
+            _write_marker(target, info)
+        if log is not None:
+            log.calls.append({"name": record.get("name"), **info})
+        return mod
+    raise err  # pragma: no cover - the loop returns or raises
