@@ -14,6 +14,8 @@
 #             2 ms of GPU warmth before each call) and with one plain flush; one sitting [issue 2]
 #   optimize  the whole optimize loop with scripted real kernels              [issue 3]
 #   profile   where one candidate's seconds go: stage walls, the sandbox's share, cProfile [issue 13]
+#   compile   build seconds of inline candidates: plain load_inline vs the fast builds, and end to end [issue 15]
+#   fastbuild the fast and plain builds of inline fixtures compute the same, on the GPU          [issue 15]
 #   model     whole-model mode on the two example models, exported packages re-checked, the API example [issue 18]
 #   harnessab seconds per candidate, this harness against .old-harness, one sitting [issue 13]
 #   hpc       HPC suite: reference timings, recorded generations through bench, language table [issue 16]
@@ -66,6 +68,8 @@ step() {
     optimize) python3 scripts/device_optimize.py $X/optimize ;;
     profile) python3 benchmarks/harness_profile.py --n "${PROF_N:-6}" --profile "${PROF_K:-2}" \
                --json $X/harness_profile.json ;;
+    compile) python3 benchmarks/compile_latency.py --budget "${COMPILE_BUDGET:-400}" ${COMPILE_ARGS:-} --json $X/compile.json ;;
+    fastbuild) python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_fast_build_gpu.py ;;
     model) python3 scripts/device_model.py $X/model ;;
     harnessab)  # seconds per candidate, this tree against .old-harness (carry it; see the benchmark's docstring)
       python3 benchmarks/harness_overhead.py --old .old-harness --n "${AB_N:-24}" --rounds "${AB_ROUNDS:-2}" \
