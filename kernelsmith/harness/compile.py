@@ -19,7 +19,9 @@ import tempfile
 import time
 
 from kernelsmith.harness.build.inline import BuildLog
-from kernelsmith.harness.loader import Capture, load_module, patch_cupy, patch_load_inline, patch_pycuda, stub_cupy
+from kernelsmith.harness.loader import (
+    Capture, load_module, numpy_compat, patch_cupy, patch_load_inline, patch_pycuda, stub_cupy,
+)
 
 LOG_LIMIT = 4000
 OK_MARKER = ".ks_ok"
@@ -190,6 +192,7 @@ def run(args: dict) -> dict:
     except Exception:
         stub_cupy(capture)
     patch_pycuda(capture)
+    numpy_compat()
     warnings: list[str] = []
     try:
         capture.scan(load_module(args["candidate_path"], "ks_candidate"))

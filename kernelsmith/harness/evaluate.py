@@ -20,7 +20,9 @@ from dataclasses import dataclass
 import torch
 
 from kernelsmith.harness import bound, check, integrity, probe, provenance, seal, surface, timed, timing
-from kernelsmith.harness.loader import Capture, load_module, patch_cupy, patch_load_inline, patch_pycuda
+from kernelsmith.harness.loader import (
+    Capture, load_module, numpy_compat, patch_cupy, patch_load_inline, patch_pycuda,
+)
 from kernelsmith.harness.prepare import Prepared, prepare
 from kernelsmith.harness.stops import CUDA_FAULT_MARKERS, Stop, classify  # noqa: F401 - re-exported
 from kernelsmith.harness.tensors import (  # noqa: F401 - re-exported for the harness's other jobs
@@ -191,10 +193,13 @@ class Evaluation:
         except Exception:  # noqa: BLE001 - CuPy absent: CuPy candidates fail at import
             pass
         patch_pycuda(self.capture)
+        numpy_compat()
         # JIT caches of the Python kernel languages: per candidate, inside its build
-        # directory (never a cache another candidate or the host wrote)
+        # directory (never a cache another candidate or the host wrote); made here, as
+        # PyCUDA only creates its default cache directory, not one it is given
         for var, sub in (("TRITON_CACHE_DIR", "triton"), ("NUMBA_CACHE_DIR", "numba"), ("PYCUDA_CACHE_DIR", "pycuda")):
             os.environ[var] = os.path.join(self.args["build_dir"], sub)
+            os.makedirs(os.environ[var], exist_ok=True)
         self._watch()
 
     def _import_candidate(self) -> None:

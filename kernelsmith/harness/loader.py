@@ -166,6 +166,19 @@ def patch_pycuda(capture: Capture) -> None:
     compiler.SourceModule = SourceModule
 
 
+def numpy_compat() -> None:
+    """numba-cuda (0.30, the newest) registers an overload for np.row_stack, which NumPy
+    2.5 removed: its first kernel compile then fails with AttributeError (seen on the H200
+    machine: numpy 2.5.2). The alias NumPy itself documented (row_stack is vstack) is put
+    back before the candidate loads, so the surface's baseline includes it."""
+    try:
+        import numpy
+    except ImportError:
+        return
+    if not hasattr(numpy, "row_stack") and hasattr(numpy, "vstack"):
+        numpy.row_stack = numpy.vstack
+
+
 def stub_cupy(capture: Capture) -> types.ModuleType:
     """A stand-in `cupy` for compile-only checks where CuPy cannot be imported.
 

@@ -36,7 +36,11 @@ _SKIP_PREFIXES = tuple(p + "." for p in (
     "torch._dynamo", "torch._inductor", "torch.distributed", "torch.fx", "torch.ao", "torch.onnx", "torch._export",
     "torch.export", "torch._higher_order_ops", "torch._numpy", "torch._functorch", "torch.distributions",
     "torch.testing", "torch.utils.tensorboard", "torch._lazy", "torch.quantization", "torch.package",
-    "torch.utils.benchmark", "torch._strobelight", "sympy", "mpmath", "networkx", "jinja2"))
+    "torch.utils.benchmark", "torch._strobelight", "sympy", "mpmath", "networkx", "jinja2",
+    # Triton: the candidate's own kernel language (torch imports parts of it before any
+    # candidate). Eager torch ops never call it, and its driver fills lazy globals on a
+    # kernel's first launch (triton.backends.nvidia.driver.PyCUtensorMap, seen on the H200)
+    "triton"))
 _SKIP_PREFIXES += tuple(p[:-1] for p in _SKIP_PREFIXES)  # the packages themselves
 _IMMUTABLE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: attributes cannot be set, nothing to watch
 # Modules whose plain data is checker state too (tolerances, thresholds, configs).
@@ -215,7 +219,7 @@ def _module_changes(name: str, snap: dict, d: dict) -> list[str]:
             continue
         if new is _MISSING:
             out.append(f"{name}.{k} was deleted")
-        elif not _benign(old, new) and not _lazy(old, new):
+        elif not _benign(old, new) and not _lazy(name, k, old, new, d):
             out.append(f"{name}.{k} was replaced")
     return out
 
@@ -228,10 +232,21 @@ def _shadows(name: str, d: dict, known: int) -> list[str]:
             if k in _BUILTINS and not isinstance(d[k], types.ModuleType)]
 
 
-def _lazy(old: Any, new: Any) -> bool:
-    """A library's lazily compiled regular expression (pkgutil._NAME_PATTERN: None until
-    the first resolve_name), not a replacement."""
-    return old is None and isinstance(new, re.Pattern)
+# Library globals that are None until their first use creates an instance of the
+# library's own class (module, global) -> that class's name in the same module. The
+# class itself is watched like every other, so the instance is the library's.
+_LAZY_INSTANCES = {("tempfile", "_name_sequence"): "_RandomNameSequence"}  # first mkstemp/mkdtemp
+
+
+def _lazy(name: str, key: str, old: Any, new: Any, d: dict) -> bool:
+    """A lazily created library object, not a replacement: a compiled regular expression
+    (pkgutil._NAME_PATTERN: None until the first resolve_name) or one of _LAZY_INSTANCES."""
+    if old is not None:
+        return False
+    if isinstance(new, re.Pattern):
+        return True
+    cls = _LAZY_INSTANCES.get((name, key))
+    return cls is not None and type(new) is d.get(cls)
 
 
 def _class_changes(cls: type, snap: dict, d) -> list[str]:

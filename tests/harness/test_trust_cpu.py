@@ -283,6 +283,26 @@ def test_a_lazily_compiled_library_regex_is_not_tampering(tmp_path, monkeypatch)
     assert verdict(out) == ("correct", "none"), out.get("message")
 
 
+def test_tempfiles_lazily_made_name_sequence_is_not_tampering(tmp_path, monkeypatch):
+    """tempfile creates its name sequence on first use (None before): seen on the H200 as
+    a false positive when Triton's first compile made a temporary directory."""
+    import tempfile as tf
+
+    monkeypatch.setattr(tf, "_name_sequence", None)
+    out = run(tmp_path, monkeypatch, "import tempfile\ntempfile.mkdtemp()\n")
+    assert verdict(out) == ("correct", "none"), out.get("message")
+
+
+def test_a_lazy_global_set_to_anything_else_is_tampering(tmp_path, monkeypatch):
+    """Only the library's own class counts as its lazy instance: a candidate's object in
+    that slot is a replacement."""
+    import tempfile as tf
+
+    monkeypatch.setattr(tf, "_name_sequence", None)
+    out = run(tmp_path, monkeypatch, "import tempfile\ntempfile._name_sequence = iter(['x'] * 100)\n")
+    assert verdict(out) == ("rejected", "tampering") and "tempfile._name_sequence was replaced" in out["message"]
+
+
 def test_settings_written_in_place_are_tampering(tmp_path, monkeypatch):
     """The frozen dataclass written in place (object.__setattr__): the settings are
     compared by value, not as an object with itself (hostile entries 98, 99)."""
