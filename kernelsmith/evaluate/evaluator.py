@@ -74,7 +74,7 @@ class Evaluator:
         self.probe_info: dict | None = None
         # Each step once per candidate: its hash is taken once where it enters, and the
         # static screen's verdict is kept for the later stages that report it.
-        self._screens: dict[tuple[str, str], StaticResult] = {}
+        self._screens: dict[tuple, StaticResult] = {}
         self.headers = HeaderCache(root / "pch")
         self.gpu_idle = IdleMeter()
 
@@ -185,8 +185,10 @@ class Evaluator:
         return self._compile(cand, build)
 
     def _screen(self, task: Task, code: str, chash: str) -> StaticResult:
-        """The static screen, once per (candidate, task): later stages reuse its verdict."""
-        k = (chash, task.hash)
+        """The static screen, once per (candidate, task): later stages reuse its verdict.
+        Keyed by the screen itself too: a screen swapped in (the corpus's runtime-only pass)
+        never reads the verdicts of the one it replaced."""
+        k = (chash, task.hash, static.screen)
         st = self._screens.get(k)
         if st is None:
             st = static.screen(code, task.source)

@@ -40,7 +40,10 @@ _SKIP_PREFIXES = tuple(p + "." for p in (
     # Triton: the candidate's own kernel language (torch imports parts of it before any
     # candidate). Eager torch ops never call it, and its driver fills lazy globals on a
     # kernel's first launch (triton.backends.nvidia.driver.PyCUtensorMap, seen on the H200)
-    "triton"))
+    "triton",
+    # colorama: terminal colours (numba's import wraps sys.stdout/err through it, filling
+    # colorama.initialise's None slots); results leave through the job's pipe, not stdout
+    "colorama"))
 _SKIP_PREFIXES += tuple(p[:-1] for p in _SKIP_PREFIXES)  # the packages themselves
 _IMMUTABLE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: attributes cannot be set, nothing to watch
 # Modules whose plain data is checker state too (tolerances, thresholds, configs).

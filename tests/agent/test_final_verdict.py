@@ -146,3 +146,21 @@ def test_each_candidate_is_screened_once_on_its_way_through_the_evaluator(tmp_pa
     assert [r.verdict.value for r in first + [again]] == ["correct"] * 3
     assert sorted(calls) == sorted(codes), f"screened {len(calls)} times for {len(codes)} candidates"
     assert all(r.static is not None and r.static.ok for r in first + [again])
+
+
+def test_a_screen_swapped_in_is_not_answered_from_the_memo(tmp_path, monkeypatch):
+    """The corpus's runtime-only pass swaps the screen on a live evaluator: the memo must
+    not hand it the old screen's verdicts (seen on the H200: 23 runtime verdicts read the
+    ordinary pass's static rejections)."""
+    from kernelsmith.evaluate import evaluator as evmod
+    from kernelsmith.results import ErrorClass, StaticResult
+
+    task_file = tmp_path / "relu.py"
+    task_file.write_text(TASK_SRC)
+    task = Task.load(task_file)
+    code = kernel_reply("fast15").split("```python\n")[1].split("```")[0]
+    with _evaluator(tmp_path) as ev:
+        assert ev.evaluate(task, code).verdict.value == "correct"
+        monkeypatch.setattr(evmod.static, "screen", lambda c, src=None: StaticResult(
+            False, 0.0, error=ErrorClass.STATIC_RULE, message="swapped"))
+        assert ev.evaluate(task, code).message == "swapped"
