@@ -51,8 +51,7 @@ class RuleVerdict:
 
 
 def _code_of(completion: Any) -> tuple[str | None, str]:
-    from kernelsmith.llm.extract import extract_code
-    from kernelsmith.serve.request_items import completion_text
+    from kernelsmith.llm.extract import completion_text, extract_code
 
     text = completion_text(completion) if not isinstance(completion, str) else completion
     if not text or not text.strip():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
+from typing import Any
 
 MAX_CODE_CHARS = 256_000
 _FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})[ \t]*([^\s`]*)[^\n`]*$")
@@ -206,3 +207,20 @@ def apply_diff(parent_code: str, text: str | None) -> tuple[str | None, str]:
     if not _MODELNEW.search(code):
         return None, "after applying the edits the file no longer defines class ModelNew"
     return _finish(code)
+
+
+def completion_text(c: Any) -> str | None:
+    """A completion as text: a string, or the content of the last assistant message of a chat."""
+    if c is None or isinstance(c, str):
+        return c
+    if isinstance(c, dict):
+        return c.get("content") if isinstance(c.get("content"), str) else None
+    if isinstance(c, (list, tuple)):
+        msgs = [m for m in c if isinstance(m, dict)]
+        asst = [m for m in msgs if m.get("role") == "assistant"] or msgs
+        if asst:
+            content = asst[-1].get("content")
+            if isinstance(content, list):  # content parts [{"type": "text", "text": ...}]
+                content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            return content if isinstance(content, str) else None
+    return None

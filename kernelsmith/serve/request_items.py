@@ -12,7 +12,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from kernelsmith.llm.extract import extract_code
+from kernelsmith.llm.extract import completion_text, extract_code
 from kernelsmith.serve.errors import RequestError
 from kernelsmith.serve.task_index import TaskIndex
 from kernelsmith.task import Task
@@ -61,20 +61,3 @@ def parse_items(tasks: TaskIndex, raw_items: Any, max_items: int) -> list[Item]:
         code, err = extract_code(text)
         items.append(Item(text or "", task, code, err))
     return items
-
-
-def completion_text(c: Any) -> str | None:
-    """A completion as text: a string, or the content of the last assistant message of a chat."""
-    if c is None or isinstance(c, str):
-        return c
-    if isinstance(c, dict):
-        return c.get("content") if isinstance(c.get("content"), str) else None
-    if isinstance(c, (list, tuple)):
-        msgs = [m for m in c if isinstance(m, dict)]
-        asst = [m for m in msgs if m.get("role") == "assistant"] or msgs
-        if asst:
-            content = asst[-1].get("content")
-            if isinstance(content, list):  # content parts [{"type": "text", "text": ...}]
-                content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-            return content if isinstance(content, str) else None
-    return None
