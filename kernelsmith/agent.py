@@ -186,10 +186,11 @@ def request_from_run(info) -> OptimizeRequest:
 def optimize(req: OptimizeRequest, llm: LLM, evaluator: Evaluate, store: RunStore, gpu: dict,
              run_id: str | None = None,
              make_view: Callable[[str, StoreRecorder], Callable[[str, dict], None]] | None = None,
-             ) -> tuple[str, SearchOutcome]:
+             task: Task | None = None) -> tuple[str, SearchOutcome]:
     """Run (or resume, with run_id) one search; returns the run id and the outcome.
-    make_view(run_id, recorder) may return an on_event callback (the CLI's live view)."""
-    task = Task.load(req.task_path)
+    make_view(run_id, recorder) may return an on_event callback (the CLI's live view).
+    task: req.task_path already loaded (the CLI loads it to fail early): loaded once."""
+    task = task if task is not None else Task.load(req.task_path)
     if run_id is None:
         run_id = start_run(store, req, task, llm.name)
     else:

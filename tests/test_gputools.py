@@ -114,7 +114,7 @@ def test_a_sanitizer_finding_disqualifies_the_kernel():
 
 
 def test_profile_and_sanitizer_reach_the_prompt():
-    from kernelsmith.llm.prompts import result_summary
+    from kernelsmith.prompts import result_summary
 
     r = correct(2.0)
     r.profile = "sgemm_nn (2 launches): DRAM throughput % of peak 13"

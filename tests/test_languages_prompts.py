@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from kernelsmith import languages
 from kernelsmith.cli import app
-from kernelsmith.llm.prompts import (
+from kernelsmith.prompts import (
     SYSTEM_PROMPT, feedback_section, history_section, language_note, reply_format_section, system_prompt,
 )
 from kernelsmith.search.base import SearchContext

@@ -163,7 +163,7 @@ def optimize(
     if dry_run:  # nothing is run, so nothing becomes a best to check
         req.profile = req.sanitize = req.confirm = False
     try:
-        Task.load(req.task_path)
+        task = Task.load(req.task_path)  # loaded once: to fail early here, and for the run
         llm = make_model(model or "", base_url=base_url or req.base_url, record=str(record) if record else None)
     except (TaskError, LLMError, ValueError) as exc:
         fail(str(exc))
@@ -194,7 +194,8 @@ def optimize(
             gpu_facts = ev.probe()  # no GPU: NoGPU here, before runs.db exists
             if store is None:
                 store = memory_store() if dry_run else open_store(db)
-            run_id, outcome = run_optimize(req, llm, ev, store, gpu_facts, run_id=resume, make_view=make_view)
+            run_id, outcome = run_optimize(req, llm, ev, store, gpu_facts, run_id=resume, make_view=make_view,
+                                           task=task)
     except NoGPU as exc:
         fail(f"{exc}; `kernelsmith optimize` evaluates on a CUDA GPU (`--dry-run` screens and compiles without one)")
     except KeyboardInterrupt:

@@ -1,4 +1,5 @@
-"""The LLM side: model clients, recorded sessions, prompts and reply parsing.
+"""The LLM side: model clients, recorded sessions and reply parsing (the prompts are
+kernelsmith.prompts).
 
     types     Usage, Completion, Sampling, LLMError, the LLM protocol
     client    OpenAIModel (any OpenAI-compatible endpoint), make_model(spec, ...)
@@ -7,7 +8,6 @@
     replay    RecordingModel(inner, path), ReplayModel(path)
     scripted  ScriptedModel(replies) for tests and dry runs
     extract   extract_code(text), apply_diff(parent_code, text)
-    prompts   SYSTEM_PROMPT, build_messages, task/gpu/feedback/history/reply_format sections
 
 Only the types are imported here, so importing kernelsmith.llm stays cheap (no openai).
 """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kernelsmith.search import prompting
+from kernelsmith.prompts import strategies as prompting
 from kernelsmith.search.base import Proposal, Strategy, register
 from kernelsmith.search.types import Candidate
 

@@ -8,7 +8,7 @@ failures failed), then to write a kernel better than all of them.
 
 from __future__ import annotations
 
-from kernelsmith.search import prompting
+from kernelsmith.prompts import strategies as prompting
 from kernelsmith.search.base import Proposal, Strategy, register, verified_speedup
 from kernelsmith.search.types import Candidate
 

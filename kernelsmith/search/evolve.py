@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from kernelsmith.search import prompting
+from kernelsmith.prompts import strategies as prompting
 from kernelsmith.search.base import Proposal, Strategy, cand_fitness, register, verified_speedup
 from kernelsmith.search.types import Candidate
 

@@ -9,7 +9,7 @@ an improved kernel. Chains are independent: one stuck on a bad idea doesn't sink
 
 from __future__ import annotations
 
-from kernelsmith.search import prompting
+from kernelsmith.prompts import strategies as prompting
 from kernelsmith.search.base import Proposal, Strategy, cand_fitness, register
 from kernelsmith.search.types import Candidate
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kernelsmith.llm.extract import extract_code
-from kernelsmith.llm.prompts import (result_summary, SYSTEM_PROMPT, build_messages, clip, feedback_section, gpu_section,
+from kernelsmith.prompts import (result_summary, SYSTEM_PROMPT, build_messages, clip, feedback_section, gpu_section,
                                      history_section, reply_format_section, task_section)
 from kernelsmith.results import (Bound, CheckResult, CompileResult, ErrorClass, EvalResult, StaticResult,
                                  TimingResult, TimingStats, Verdict)
@@ -64,7 +64,7 @@ def test_system_prompt_mirrors_the_rules():
 
 
 def test_compile_failure_feedback_names_the_fast_layout():
-    from kernelsmith.llm.prompts import FAST_LAYOUT_HINT
+    from kernelsmith.prompts import FAST_LAYOUT_HINT
     from kernelsmith.results import CompileResult, ErrorClass, EvalResult, Verdict
 
     def failed(backend):

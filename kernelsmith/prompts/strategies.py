@@ -1,4 +1,5 @@
-"""The prompts of every strategy, assembled from the shared sections in kernelsmith.llm.prompts.
+"""The prompts of every strategy, assembled from the shared sections (sections.py) and
+the language's system prompt (system.py).
 
 Strategies differ only in what they show (a parent with its feedback, a history of kernels
 with their speedups, inspirations) and what they ask; the wording of the task, the GPU,
@@ -9,32 +10,30 @@ note on any kernel written in another language).
 
 from __future__ import annotations
 
-from kernelsmith.search.types import Candidate
+from typing import TYPE_CHECKING
 
+from kernelsmith.prompts import sections as sec
+from kernelsmith.prompts.system import system_prompt
 
-def _p():
-    from kernelsmith.llm import prompts  # imported late: the llm layer imports search types
-
-    return prompts
+if TYPE_CHECKING:  # only for annotations: kernelsmith.search imports this package
+    from kernelsmith.search.types import Candidate
 
 
 def _lang(ctx) -> str:
     return getattr(ctx, "language", None) or "cuda"
 
 
-def _messages(ctx, *sections: str) -> list[dict[str, str]]:
+def _messages(ctx, *parts: str) -> list[dict[str, str]]:
     """The language's system prompt plus the sections."""
-    p = _p()
-    return p.build_messages(*sections, system=p.system_prompt(_lang(ctx)))
+    return sec.build_messages(*parts, system=system_prompt(_lang(ctx)))
 
 
 def _head(task, ctx) -> list[str]:
-    p = _p()
-    return [p.task_section(task), p.gpu_section(ctx.gpu)]
+    return [sec.task_section(task), sec.gpu_section(ctx.gpu)]
 
 
 def _reply(ctx, mode: str) -> str:
-    return _p().reply_format_section(diff=mode == "diff", language=_lang(ctx))
+    return sec.reply_format_section(diff=mode == "diff", language=_lang(ctx))
 
 
 def fresh(task, ctx) -> list[dict[str, str]]:
@@ -45,12 +44,11 @@ def fresh(task, ctx) -> list[dict[str, str]]:
 def improve(task, ctx, parent: Candidate, last: Candidate | None = None, mode: str = "full") -> list[dict[str, str]]:
     """Refinement: the current kernel with its feedback (compile log, mismatch, speedup and
     fraction of the floor), plus the latest attempt when it did worse; asks for a better one."""
-    p = _p()
     parts = _head(task, ctx)
-    parts.append(p.feedback_section(parent, title="Your current kernel" if parent.code
+    parts.append(sec.feedback_section(parent, title="Your current kernel" if parent.code
                                     else "Your previous reply could not be used", language=_lang(ctx)))
     if last is not None:
-        parts.append(p.feedback_section(last, title="Your latest attempt, derived from it, did worse",
+        parts.append(sec.feedback_section(last, title="Your latest attempt, derived from it, did worse",
                                         language=_lang(ctx)))
     parts.append("## What to do\nFind what limits the current kernel (the feedback above says where it stands), "
                  "fix any error first, then write an improved, faster version that stays correct."
@@ -62,9 +60,8 @@ def improve(task, ctx, parent: Candidate, last: Candidate | None = None, mode: s
 
 def contrastive(task, ctx, history: list[Candidate]) -> list[dict[str, str]]:
     """Several kernels with their measured speedups: analyse, then beat them all."""
-    p = _p()
     parts = _head(task, ctx)
-    parts.append(p.history_section(history, max_items=len(history), language=_lang(ctx)))
+    parts.append(sec.history_section(history, max_items=len(history), language=_lang(ctx)))
     parts.append("## What to do\nFirst, analyse the kernels above: compare the faster ones with the slower ones "
                  "and say which techniques make them faster and why (memory access, parallelism, fusion, "
                  "arithmetic), and why the failed ones failed. Then, using that analysis, write a new kernel "
@@ -75,11 +72,10 @@ def contrastive(task, ctx, history: list[Candidate]) -> list[dict[str, str]]:
 
 def evolve(task, ctx, parent: Candidate, inspirations: list[Candidate], mode: str = "diff") -> list[dict[str, str]]:
     """Mutate the parent (edits or a rewrite), with other elites as inspiration."""
-    p = _p()
     parts = _head(task, ctx)
-    parts.append(p.feedback_section(parent, title="The kernel to improve", language=_lang(ctx)))
+    parts.append(sec.feedback_section(parent, title="The kernel to improve", language=_lang(ctx)))
     if inspirations:
-        parts.append(p.history_section(inspirations, max_items=len(inspirations), language=_lang(ctx)))
+        parts.append(sec.history_section(inspirations, max_items=len(inspirations), language=_lang(ctx)))
     how = "edit it with SEARCH/REPLACE blocks" if mode == "diff" else "rewrite it in full"
     parts.append(f"## What to do\nImprove the kernel above: {how}. Borrow ideas from the earlier kernels "
                  "where they help; keep it correct and make it faster.")
