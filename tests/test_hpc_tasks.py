@@ -135,7 +135,7 @@ def test_cg_stale_beta_and_iteration_count(size):
 def test_fixture_generations_covers_the_hpc_fixtures():
     import sys
 
-    sys.path.insert(0, str(REPO / "scripts"))
+    sys.path.insert(0, str(REPO / "benchmarks"))
     try:
         import fixture_generations as fg
     finally:

@@ -6,7 +6,7 @@ so run the bench from there:
     python benchmarks/hpc/make_generations.py            # (re)writes benchmarks/hpc/generations.jsonl
     python benchmarks/hpc/make_generations.py --check    # exit 1 if the file is stale
     kernelsmith bench --generations benchmarks/hpc/generations.jsonl --suite tasks/hpc --label hpc-recorded
-    python scripts/fixture_generations.py check benchmarks/hpc/generations.jsonl RUN_ID
+    python benchmarks/fixture_generations.py check benchmarks/hpc/generations.jsonl RUN_ID
 
 Triton rows ("needs": "triton") are judged only where the harness runs Triton candidates
 (the languages work of issue 16); before that they are rejected by the static screen.

@@ -8,7 +8,7 @@ Design choices (see EVALUATION.md):
   flush also lasts at least `warm_ms` (2 ms), so the GPU comes to each timed call busy
   rather than from idle: its clocks follow load.
   Why, measured on one H200 (2026-11-29, six kernels of 68-170 us, each evaluated twice,
-  `scripts/device_steps.sh spreadab`): with one 40 us flush the two evaluations' speedups
+  `dev/device/steps.sh spreadab`): with one 40 us flush the two evaluations' speedups
   differed by 0.4-24.5% (CuPy's 0.1-0.3 ms Python launch landed in the events; the two
   sides' samples rose and fell together as the GPU idled between them); with the launch
   hidden, 0.2-2.4%; hidden and warm, 0.14-0.68%, and each side converged in 15 samples.

@@ -1,5 +1,5 @@
 """Whole-model mode and kernelsmith.optimize on a GPU with the example models' hand-written
-kernels (scripts/device_model.py runs the full version with the CLI and prints speedups)."""
+kernels (dev/device/model.py runs the full version with the CLI and prints speedups)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Whole-model mode on the CPU: the real capture, task files, search loop (agent.optimize with
 a scripted model), runs.db, install as torch.library ops and end-to-end check; the evaluator
 is the recorded-results fake and the kernels are PyTorch stand-ins (on a GPU: tests/gpu and
-scripts/device_model.py)."""
+dev/device/model.py)."""
 
 from __future__ import annotations
 

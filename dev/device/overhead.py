@@ -2,7 +2,7 @@
 
 Shows how much of a timed sample is Python launch overhead (CuPy argument packing,
 DLPack, stream wrappers) rather than kernel time. Usage:
-    python scripts/device_overhead.py TASK.py CANDIDATE.py [...more candidates]
+    python dev/device/overhead.py TASK.py CANDIDATE.py [...more candidates]
 """
 
 from __future__ import annotations

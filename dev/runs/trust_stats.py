@@ -3,7 +3,7 @@ moved once the candidate was loaded (reference_drift), how profiled timed calls 
 with unprofiled ones (profiled_ratio), and what the interpreter verification cost.
 Used on the GPU machine to choose and check the thresholds in kernelsmith/harness/timed.py.
 
-    python scripts/trust_stats.py DB_URL [RUN_ID]
+    python dev/runs/trust_stats.py DB_URL [RUN_ID]
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def _q(xs: list[float]) -> str:

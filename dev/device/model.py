@@ -10,7 +10,7 @@ tests re-check every kernel on this GPU. Last, examples/optimize_api.py runs
 kernelsmith.optimize on a module. Budget: about 240 s on an H200 (compute-sanitizer off:
 `--no-sanitize`; the confirming second evaluation of each new best stays on).
 
-Usage: python3 scripts/device_model.py [OUT_DIR]     (needs CuPy, sqlalchemy, alembic, openai importable)
+Usage: python3 dev/device/model.py [OUT_DIR]     (needs CuPy, sqlalchemy, alembic, openai importable)
 Prints one `E2E <model>: ...` line per model and `PKG <model>: ...` per exported package.
 """
 
@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODELS = ("tiny_transformer", "small_convnet")
 DEADLINE_S = 235.0
 

@@ -1,7 +1,7 @@
 """A short GPU check: a handful of fixtures and hostile candidates through one Evaluator.
 
 Prints one line per candidate (verdict, error, speedup, wall split). For tight device
-budgets; the full suite is scripts/device_gpu_suite.sh.
+budgets; the full suite is dev/device/gpu_suite.sh.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from kernelsmith.config import EvalConfig  # noqa: E402

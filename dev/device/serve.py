@@ -4,7 +4,7 @@ Starts `kernelsmith serve` as its own process (token auth, port on loopback), th
 one batch through the three client adapters: TRL's reward function, verl's compute_score
 and OpenRLHF's /get_reward. The batch holds, for three tasks, a correct kernel, a wrong
 one and a completion with no code, plus a duplicate (served from the code-hash cache).
-Usage: python scripts/device_serve.py [--gpus 0]
+Usage: python dev/device/serve.py [--gpus 0]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from kernelsmith.serve import adapters  # noqa: E402

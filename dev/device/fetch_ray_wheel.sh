@@ -3,9 +3,9 @@
 # (79 MB) without its Java jars, dashboard build and libraries kernelsmith does not use
 # (rllib, data, train, tune, serve, llm) is 39 MB. Plus the small wheels Ray needs; the
 # `ray` step of device_steps.sh installs only those the machine lacks. Run here, then
-# carry .whl-ray (with .whl). Usage: bash scripts/fetch_ray_wheel.sh
+# carry .whl-ray (with .whl). Usage: bash dev/device/fetch_ray_wheel.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 grep -qx "/.whl-ray/" .git/info/exclude 2>/dev/null || { mkdir -p .git/info; echo "/.whl-ray/" >> .git/info/exclude; }
 tmp=$(mktemp -d)
 ../shared/tools/device-wheels "$tmp" ray==2.60.0 click filelock jsonschema jsonschema-specifications referencing \

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU verification, batched for device calls (10-minute limit each): steps run in the
 # order given, each under its own time limit, so one slow step cannot cost the others.
-# Before the first call, here: bash scripts/fetch_device_wheels.sh   (then carry .whl)
-# Usage on the device: bash scripts/device_steps.sh STEP[:SECONDS] ...
+# Before the first call, here: bash dev/device/fetch_wheels.sh   (then carry .whl)
+# Usage on the device: bash dev/device/steps.sh STEP[:SECONDS] ...
 #   doctor    kernelsmith doctor                                              [issue 2]
 #   fixtures  every fixture solution through `bench --generations` (all visible GPUs), checked
 #             against the manifest's verdicts, then the leaderboard of that run  [issues 2, 4]
@@ -22,7 +22,7 @@
 #   tools     Nsight Compute profile and compute-sanitizer through the evaluator [issues 3, 5]
 #   serve     the reward server scoring a batch through the TRL/verl/OpenRLHF clients [issue 6]
 #   overhead  host launch overhead against kernel time, CuPy and load_inline  [issue 2]
-#   ray       24 fixtures through `bench --executor ray` (carry .whl-ray: scripts/fetch_ray_wheel.sh) [issue 6]
+#   ray       24 fixtures through `bench --executor ray` (carry .whl-ray: dev/device/fetch_ray_wheel.sh) [issue 6]
 #   pool2     the same 24 through the local pool on GPUs 0 and 1, split by GPU UUID  [issue 6]
 # Each step's output goes to $OUT/STEP.log; databases and JSON go to $OUT/extra.tgz.
 set -u
@@ -45,13 +45,13 @@ step() {
   case "$1" in
     doctor) $KS doctor ;;
     fixtures)
-      python3 scripts/fixture_generations.py write $X/fx.jsonl
+      python3 benchmarks/fixture_generations.py write $X/fx.jsonl
       if [[ -n ${FIXTURE_FILTER:-} ]]; then grep -E "$FIXTURE_FILTER" $X/fx.jsonl > $X/fx.sub; mv $X/fx.sub $X/fx.jsonl; fi
       KERNELSMITH_COMPILE_BASELINE=0 KERNELSMITH_MAX_TIMING_SECONDS=1 $KS bench --generations $X/fx.jsonl \
         --suite tasks --label fixtures --db "sqlite:///$X/fixtures.db" 2>&1 | tail -25
       run=$(python3 -c "from kernelsmith.store.runs import RunStore; print(RunStore('sqlite:///$X/fixtures.db').list_runs()[0].id)")
-      python3 scripts/fixture_generations.py check $X/fx.jsonl "$run" --db "sqlite:///$X/fixtures.db"
-      python3 scripts/trust_stats.py "sqlite:///$X/fixtures.db" "$run"
+      python3 benchmarks/fixture_generations.py check $X/fx.jsonl "$run" --db "sqlite:///$X/fixtures.db"
+      python3 dev/runs/trust_stats.py "sqlite:///$X/fixtures.db" "$run"
       $KS leaderboard --db "sqlite:///$X/fixtures.db" --format md --out $X/leaderboard.md && cat $X/leaderboard.md ;;
     languages) python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_languages_gpu.py ;;  # Triton/Numba/PyCUDA AXPY
     hostile) python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_hostile_gpu.py ;;  # KS_HOSTILE_ONLY=regex
@@ -65,12 +65,12 @@ step() {
         python3 benchmarks/eval_throughput.py --batch 0 --no-warm --spread 6 --soak 0 --json $X/spread_$mode.json \
           $opts | grep -E "^spread|^soak"
       done ;;
-    optimize) python3 scripts/device_optimize.py $X/optimize ;;
+    optimize) python3 dev/device/optimize.py $X/optimize ;;
     profile) python3 benchmarks/harness_profile.py --n "${PROF_N:-6}" --profile "${PROF_K:-2}" \
                --json $X/harness_profile.json ;;
     compile) python3 benchmarks/compile_latency.py --budget "${COMPILE_BUDGET:-400}" ${COMPILE_ARGS:-} --json $X/compile.json ;;
     fastbuild) python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_fast_build_gpu.py ;;
-    model) python3 scripts/device_model.py $X/model ;;
+    model) python3 dev/device/model.py $X/model ;;
     harnessab)  # seconds per candidate, this tree against .old-harness (carry it; see the benchmark's docstring)
       python3 benchmarks/harness_overhead.py --old .old-harness --n "${AB_N:-24}" --rounds "${AB_ROUNDS:-2}" \
         --json $X/harness_overhead.json ;;
@@ -79,11 +79,11 @@ step() {
       KERNELSMITH_COMPILE_BASELINE=0 $KS bench --generations benchmarks/hpc/generations.jsonl --suite tasks/hpc \
         --label hpc-recorded --db "sqlite:///$X/hpc.db" 2>&1 | tail -12
       run=$(python3 -c "from kernelsmith.store.runs import RunStore; print(RunStore('sqlite:///$X/hpc.db').list_runs()[0].id)")
-      python3 scripts/fixture_generations.py check benchmarks/hpc/generations.jsonl "$run" --db "sqlite:///$X/hpc.db"
+      python3 benchmarks/fixture_generations.py check benchmarks/hpc/generations.jsonl "$run" --db "sqlite:///$X/hpc.db"
       $KS leaderboard --db "sqlite:///$X/hpc.db" --format md --out $X/hpc_board.md && cat $X/hpc_board.md ;;
-    tools) python3 scripts/device_tools.py ${TOOLS_CASES:-} ;;
-    serve) python3 scripts/device_serve.py ;;
-    overhead) python3 scripts/device_overhead.py tasks/level1/001_leaky_relu_scale.py \
+    tools) python3 dev/device/profile_sanitize.py ${TOOLS_CASES:-} ;;
+    serve) python3 dev/device/serve.py ;;
+    overhead) python3 dev/device/overhead.py tasks/level1/001_leaky_relu_scale.py \
                 tests/fixtures/solutions/level1_001_leaky_relu_scale/correct_{cupy,inline}.py ;;
     ray)  # Ray carried as a trimmed wheel (.whl-ray, see fetch_device_wheels.sh); only the needs the machine lacks
       python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/raysite .whl-ray/ray-*.whl || return 1
@@ -93,22 +93,22 @@ step() {
           || python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/raysite "$w"
       done
       export PYTHONPATH=$PYTHONPATH:/tmp/raysite
-      python3 scripts/fixture_generations.py write $X/fx_all.jsonl
+      python3 benchmarks/fixture_generations.py write $X/fx_all.jsonl
       { grep residual_rmsnorm $X/fx_all.jsonl; grep -v -e 'correct_inline.py"' -e residual_rmsnorm $X/fx_all.jsonl \
         | head -22; } > $X/fx_ray24.jsonl
       KERNELSMITH_COMPILE_BASELINE=0 KERNELSMITH_MAX_TIMING_SECONDS=0.5 $KS bench --generations $X/fx_ray24.jsonl \
         --suite tasks --label fixtures-ray --executor ray --db "sqlite:///$X/ray.db" 2>&1 | tail -30
-      python3 scripts/fixture_generations.py check $X/fx_ray24.jsonl \
+      python3 benchmarks/fixture_generations.py check $X/fx_ray24.jsonl \
         "$(python3 -c "from kernelsmith.store.runs import RunStore; print(RunStore('sqlite:///$X/ray.db').list_runs()[0].id)")" \
         --db "sqlite:///$X/ray.db" | tail -4
-      python3 scripts/gpu_split.py "sqlite:///$X/ray.db" ;;
+      python3 dev/runs/gpu_split.py "sqlite:///$X/ray.db" ;;
     pool2)  # the same 24 rows as `ray`, through the local pool on two GPUs
-      python3 scripts/fixture_generations.py write $X/fx_all.jsonl
+      python3 benchmarks/fixture_generations.py write $X/fx_all.jsonl
       { grep residual_rmsnorm $X/fx_all.jsonl; grep -v -e 'correct_inline.py"' -e residual_rmsnorm $X/fx_all.jsonl \
         | head -22; } > $X/fx_pool24.jsonl
       KERNELSMITH_COMPILE_BASELINE=0 KERNELSMITH_MAX_TIMING_SECONDS=0.5 $KS bench --generations $X/fx_pool24.jsonl \
         --suite tasks --label fixtures-pool --gpus 0,1 --db "sqlite:///$X/pool.db" 2>&1 | tail -12
-      python3 scripts/gpu_split.py "sqlite:///$X/pool.db" ;;
+      python3 dev/runs/gpu_split.py "sqlite:///$X/pool.db" ;;
     *) echo "unknown step $1"; return 2 ;;
   esac
 }

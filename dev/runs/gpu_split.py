@@ -1,6 +1,6 @@
 """How a run's evaluations were spread over physical GPUs (by GPU UUID), with the wall
 time each GPU spent: shows that a multi-GPU run really used every GPU.
-Usage: python scripts/gpu_split.py DB_URL"""
+Usage: python dev/runs/gpu_split.py DB_URL"""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import collections
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from kernelsmith.store.runs import RunStore  # noqa: E402
 

@@ -1,9 +1,9 @@
 """The task suite's fixture solutions as a `bench --generations` file, and the check of a
 finished run against the verdicts the manifest expects.
 
-    python scripts/fixture_generations.py write OUT.jsonl [--only hpc_]   # --only: stems with that prefix
+    python benchmarks/fixture_generations.py write OUT.jsonl [--only hpc_]   # --only: stems with that prefix
     kernelsmith bench --generations OUT.jsonl --suite tasks/ --label fixtures [--gpus 0,1]
-    python scripts/fixture_generations.py check OUT.jsonl RUN_ID [--db URL]
+    python benchmarks/fixture_generations.py check OUT.jsonl RUN_ID [--db URL]
 
 `check` prints one line per fixture and exits 1 when any verdict differs.
 """

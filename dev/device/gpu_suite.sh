@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU test suite and the throughput benchmark, batched for one device call.
-# Usage: scripts/device_gpu_suite.sh [tests|bench|all]
+# Usage: dev/device/gpu_suite.sh [tests|bench|all]
 set -u
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 KERNELSMITH_HOME=/tmp/ks
 mkdir -p /tmp/ks && chmod 755 /tmp/ks

@@ -1,6 +1,6 @@
 """Nsight Compute and compute-sanitizer through the evaluator on a GPU: a correct kernel
 (profile expected; sanitizer clean) and two faulty ones (an out-of-bounds read, a race).
-Usage: python scripts/device_tools.py [CANDIDATE_FILE_NAME ...]"""
+Usage: python dev/device/profile_sanitize.py [CANDIDATE_FILE_NAME ...]"""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from kernelsmith.config import EvalConfig  # noqa: E402

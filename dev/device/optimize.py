@@ -4,7 +4,7 @@ a slow correct one (CuPy), a broken one (does not compile), a faster one (load_i
 
 Shows the feedback of each evaluation reaching the next prompt, and the best verified
 kernel coming out. Needs openai, sqlalchemy and alembic importable (carry wheels).
-Usage: python scripts/device_optimize.py [OUT_DIR]
+Usage: python dev/device/optimize.py [OUT_DIR]
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from kernelsmith.agent import OptimizeRequest, optimize, write_best  # noqa: E402
