@@ -238,12 +238,14 @@ def search_task(store: RunStore, run_id: str, task: Task, req: OptimizeRequest, 
                                      confirm=req.confirm)
 
     def persist(c: Candidate) -> None:
+        to_evaluate = c.result is None and not c.format_error
         if not c.id:
-            store.add_candidate(run_id, task.hash, c, llm_call_id=recorder.call_row(c.completion))
+            store.add_candidate(run_id, task.hash, c, llm_call_id=recorder.call_row(c.completion),
+                                evaluating=to_evaluate)
+        elif to_evaluate:
+            store.mark_evaluating(c.id)
         if c.result is not None:
             store.add_evaluation(c.id, c.result)
-        elif not c.format_error:
-            store.mark_evaluating(c.id)
 
     outcome = run_search(task, strategy, recorder, evaluator, req.budget, on_candidate=persist,
                          on_event=on_event, existing=existing, llm_concurrency=req.llm_concurrency)

@@ -120,11 +120,15 @@ class RunStore:
         with self._tx() as s:
             return q.add_llm_call(s, run_id, model, messages, completions, error, task_hash)
 
-    def add_candidate(self, run_id: str, task_hash: str, cand: Candidate, llm_call_id: int | None = None) -> str:
+    def add_candidate(self, run_id: str, task_hash: str, cand: Candidate, llm_call_id: int | None = None,
+                      evaluating: bool = False) -> str:
         """Store a proposed candidate (or a format error), with its parents; assigns ``cand.id``
-        when empty and returns it."""
+        when empty and returns it. evaluating=True: already on its way to the evaluator (one
+        transaction, not an insert and an update)."""
         with self._tx() as s:
             cid = q.add_candidate(s, run_id, task_hash, cand, llm_call_id)
+            if evaluating:
+                q.mark_evaluating(s, cid)
         cand.id = cid
         return cid
 
