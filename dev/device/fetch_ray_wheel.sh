@@ -2,7 +2,7 @@
 # Ray for the GPU machine, trimmed under the device tool's 64 MiB carry limit: the wheel
 # (79 MB) without its Java jars, dashboard build and libraries kernelsmith does not use
 # (rllib, data, train, tune, serve, llm) is 39 MB. Plus the small wheels Ray needs; the
-# `ray` step of device_steps.sh installs only those the machine lacks. Run here, then
+# `ray` step of dev/device/steps.sh installs only those the machine lacks. Run here, then
 # carry .whl-ray (with .whl). Usage: bash dev/device/fetch_ray_wheel.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
