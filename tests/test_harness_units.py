@@ -318,3 +318,38 @@ def test_speedup_ci_stays_tight_on_steady_samples():
     assert lo < 2.0 < hi and (hi - lo) / 2 / 2.0 < 0.01  # within +/-1% of the true 2.0x
     assert timing.batch_ratio_ci(eager[:10], cand[:10]) is None  # too few rounds: bootstrap only
     assert timing.ratio_ci(eager[:10], cand[:10]) == timing._bootstrap_ratio_ci(eager[:10], cand[:10], 2000, 0)
+
+
+def test_poison_blocks_are_made_on_the_evaluation_device(monkeypatch):
+    """poison_like once made its NaN blocks on the host (no device): on a GPU that poisoned
+    nothing a candidate's allocation could get, and cost 7 ms a call (seen on the H200)."""
+    from kernelsmith.harness import tensors
+
+    made = []
+    real = torch.full
+    monkeypatch.setattr(tensors.torch, "full", lambda *a, **k: made.append(k.get("device")) or real(*a, **k))
+    tensors.poison_like([((4, 4), torch.float32), ((3,), torch.int64)], torch.device("meta"))
+    assert made == [torch.device("meta")] * 2
+
+
+def test_numpy_compat_puts_back_only_a_missing_row_stack(monkeypatch):
+    """numba-cuda 0.30 registers np.row_stack, which NumPy 2.5 removed (seen on the H200)."""
+    import numpy
+
+    from kernelsmith.harness.loader import numpy_compat
+
+    monkeypatch.delattr(numpy, "row_stack", raising=False)
+    numpy_compat()
+    assert numpy.row_stack is numpy.vstack
+    sentinel = object()
+    monkeypatch.setattr(numpy, "row_stack", sentinel, raising=False)
+    numpy_compat()
+    assert numpy.row_stack is sentinel  # one that exists is left alone
+
+
+def test_device_sync_and_event_record_avoid_the_device_count_query():
+    """Both are bound to the direct calls where torch has them (a CUDA build)."""
+    if getattr(torch._C, "_cuda_synchronize", None) is None:
+        assert timing.device_sync is torch.cuda.synchronize  # a CPU build: torch's own
+    else:
+        assert timing.device_sync is torch._C._cuda_synchronize
