@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+
+
+def code_hash(code: str) -> str:
+    """A candidate's identity: sha256 of its source (EvalResult.candidate_hash, the run
+    store's candidates.code_hash, the build and result cache keys)."""
+    return hashlib.sha256(code.encode()).hexdigest()
 
 class Verdict(str, enum.Enum):
     """The one-word outcome of an evaluation."""

@@ -10,11 +10,10 @@ is written.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from dataclasses import dataclass
 
-from kernelsmith.results import CompileResult, ErrorClass, EvalResult, Verdict
+from kernelsmith.results import CompileResult, ErrorClass, EvalResult, Verdict, code_hash
 
 DRY_RUN = "dry run: passed the static screen and compiled; not run and not timed (no GPU work in --dry-run)"
 COMPILED = "compiled, not run"
@@ -73,7 +72,7 @@ class DryRunEvaluator:
         return [r for r in results if r is not None]
 
     def _one(self, task, code: str) -> EvalResult:
-        chash = hashlib.sha256(code.encode()).hexdigest()
+        chash = code_hash(code)
         comp: CompileResult = self.ev.compile(task, code)
         if comp.ok:
             res = EvalResult(Verdict.RUNTIME_ERROR, task.hash, chash, compile=comp, error=ErrorClass.SANDBOX,

@@ -9,7 +9,6 @@ the chosen sandbox. Every failure comes back as an `EvalResult`, never an except
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import shutil
 import threading
@@ -25,7 +24,7 @@ from kernelsmith.evaluate import static
 from kernelsmith.evaluate.cache import JsonCache, key
 from kernelsmith.evaluate.fastbuild import HeaderCache, IdleMeter
 from kernelsmith.evaluate.convert import compile_result, from_job
-from kernelsmith.results import CompileResult, ErrorClass, EvalResult, StaticResult, SystemInfo, Verdict
+from kernelsmith.results import CompileResult, ErrorClass, EvalResult, StaticResult, SystemInfo, Verdict, code_hash
 from kernelsmith.sandbox.base import JobOutcome, Sandbox, ServerSpec
 from kernelsmith.sandbox.local import world_readable
 from kernelsmith.task import Task
@@ -35,10 +34,6 @@ OK_MARKER = ".ks_ok"
 
 
 SCREEN_MEMO = 4096  # static verdicts kept per evaluator (a few hundred bytes each)
-
-
-def code_hash(code: str) -> str:
-    return hashlib.sha256(code.encode()).hexdigest()
 
 
 class NoGPU(RuntimeError):

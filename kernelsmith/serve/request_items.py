@@ -7,19 +7,15 @@ read at all raises RequestError (HTTP 400).
 
 from __future__ import annotations
 
-import hashlib
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
 from kernelsmith.llm.extract import completion_text, extract_code
+from kernelsmith.results import code_hash  # noqa: F401 - re-exported for serve's callers
 from kernelsmith.serve.errors import RequestError
 from kernelsmith.serve.task_index import TaskIndex
 from kernelsmith.task import Task
-
-
-def code_hash(code: str) -> str:
-    return hashlib.sha256(code.encode()).hexdigest()
 
 
 @dataclass

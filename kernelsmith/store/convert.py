@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kernelsmith.llm.types import Completion, Usage
-from kernelsmith.results import EvalResult, SystemInfo
+from kernelsmith.results import EvalResult, SystemInfo, code_hash  # noqa: F401 - code_hash re-exported
 from kernelsmith.store import models as m
 
 if TYPE_CHECKING:  # search imports the store: import Candidate only where used
@@ -94,10 +94,6 @@ def clean(obj: Any) -> Any:
     if obj is None or isinstance(obj, (bool, int)):
         return obj
     return clean(str(obj))
-
-
-def code_hash(code: str) -> str:
-    return hashlib.sha256(code.encode()).hexdigest()  # as the evaluator's candidate_hash
 
 
 def gpu_seconds(wall: dict[str, float]) -> float:

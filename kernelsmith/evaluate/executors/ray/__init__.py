@@ -27,7 +27,6 @@ build directories; `runtime` what both sides share. Its pool builds on
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from typing import Any, Callable, Iterable
@@ -38,7 +37,7 @@ from kernelsmith.evaluate.executors.local import EvaluatorPool
 from kernelsmith.evaluate.executors.ray.actor import ray_remotes
 from kernelsmith.evaluate.executors.ray.builds import compile_failure, install_tree, pack_dir
 from kernelsmith.evaluate.executors.ray.runtime import load_factory, ray_available
-from kernelsmith.results import CompileResult, ErrorClass, EvalResult, SystemInfo, Verdict, _decode
+from kernelsmith.results import CompileResult, ErrorClass, EvalResult, SystemInfo, Verdict, _decode, code_hash
 from kernelsmith.task import Task
 
 # Names that callers import from this module, from before it was split.
@@ -52,7 +51,7 @@ ACTOR_START_TIMEOUT = 600.0  # seconds to wait for a (re)started GPU actor to co
 
 def died(task: Task, code: str, why: str) -> EvalResult:
     """The result of an item whose GPU worker died under it even when run alone."""
-    chash = hashlib.sha256(code.encode()).hexdigest()
+    chash = code_hash(code)
     return EvalResult(Verdict.RUNTIME_ERROR, task.hash, chash, error=ErrorClass.SANDBOX,
                       message=f"the GPU worker died twice: {why}"[:2000])
 

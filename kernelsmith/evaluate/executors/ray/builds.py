@@ -7,7 +7,6 @@ actor's own compile a cache hit.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import os
 import shutil
@@ -19,7 +18,7 @@ from typing import Any, Callable
 from kernelsmith.config import EvalConfig
 from kernelsmith.evaluate.evaluator import OK_MARKER
 from kernelsmith.evaluate.executors.ray.runtime import load_factory, node_id
-from kernelsmith.results import CompileResult, ErrorClass, EvalResult, SystemInfo, Verdict, _encode
+from kernelsmith.results import CompileResult, ErrorClass, EvalResult, SystemInfo, Verdict, _encode, code_hash
 from kernelsmith.task import Task
 
 
@@ -75,7 +74,7 @@ def compile_failure(task: Task, code: str, comp: CompileResult, system: SystemIn
     Evaluator._gpu_stage)."""
     from kernelsmith.evaluate import static
 
-    chash = hashlib.sha256(code.encode()).hexdigest()
+    chash = code_hash(code)
     verdict = Verdict.TIMEOUT if comp.error is ErrorClass.COMPILE_TIMEOUT else Verdict.COMPILE_ERROR
     return EvalResult(verdict, task.hash, chash, static=static.screen(code, task.source), compile=comp,
                       error=comp.error, message=comp.message or "compile failed", system=system or SystemInfo(),
