@@ -82,6 +82,19 @@ def test_spmv_inputs_have_the_hard_cases():
     assert bool(((rows[1:] > rows[:-1]) | (col[1:] >= col[:-1])).all()), "columns sorted within rows"
 
 
+def test_spmv_summation_order_stays_inside_the_tolerance_at_full_size():
+    """The full-size matrix (rows of up to 8192 terms), summed forward and backward within
+    each row in fp32 (the GPU reference's index_add_ adds in any order): both far inside the
+    tolerance of the fp64 sum. With randn data a correct kernel failed here on an H200."""
+    m, model, (crow, col, values, x) = _task("004_spmv_csr")
+    rows = _csr_rows(crow)
+    terms = values * x[col.long()]
+    forward = torch.zeros(x.numel()).index_add_(0, rows, terms)
+    backward = torch.zeros(x.numel()).index_add_(0, rows.flip(0), terms.flip(0))
+    exact = torch.zeros(x.numel(), dtype=torch.float64).index_add_(0, rows, values.double() * x.double()[col.long()])
+    assert _excess(forward, exact) < 0.1 and _excess(backward, exact) < 0.1
+
+
 def test_spmv_lower_bound_row_search_misplaces_entries_after_empty_rows():
     m, model, (crow, col, values, x) = _task("004_spmv_csr", ROWS=3000, LONG_NNZ=700)
     k = torch.arange(values.numel(), dtype=crow.dtype)

@@ -69,6 +69,9 @@ def test_loader_finds_triton_and_numba_kernels():
 
 @pytest.mark.parametrize("profiled,own", [
     ("cudapy::ks_candidate::axpy_kernel$241(Array<float, 1, C, mutable, aligned>, float)", True),  # Numba
+    # numba-cuda 0.2x on an H200 (2026-12-04): ABI tags between the name and its arguments
+    ("ks_candidate::axpy_kernel[abi:v1][abi:cw51cXTLSUwv1sDUaKthqaNgoDY](Array<float, 1, C, mutable, aligned>)", True),
+    ("ks_candidate::axpy_kernel_v2[abi:v1][abi:cw51cXTLSUwv1sDUaKthqaNgoDY](Array<float, 1, C, mutable>)", False),
     ("axpy_kernel", True),  # Triton: the function's name
     ("void at::native::vectorized_elementwise_kernel<4, at::native::AddFunctor<float>>(int, ...)", False),
 ])

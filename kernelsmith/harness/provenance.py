@@ -87,7 +87,9 @@ def _is_own(kernel: str, names: set[str]) -> bool:
     # Demangled C++ names look like "ns::name<float>(float const*, ...)" or "void name(...)".
     base = re.split(r"[(<]", kernel, maxsplit=1)[0].split("::")[-1].split()[-1] if kernel else ""
     # Numba names a kernel cudapy::<module>::<name>$<n>(Array<...>): the function name
-    # with a specialisation counter
+    # with a specialisation counter; numba-cuda 0.2x as <module>::<name>[abi:v1][abi:<hash>](...):
+    # Itanium ABI tags, which the demangler writes between the name and its arguments
+    base = re.sub(r"(\[abi:[^\]]*\])+$", "", base)
     base = re.sub(r"\$\d+$", "", base)
     if base in names or any(re.search(rf"(^|[\s:]){re.escape(n)}\s*[(<]", kernel) for n in names):
         return True

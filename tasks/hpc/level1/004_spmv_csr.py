@@ -7,6 +7,11 @@ import torch.nn as nn
 # [0, 2*AVG_NNZ] with ~6% forced empty (including the first and last row and a run of them)
 # and ~1e-4 of rows long (up to LONG_NNZ), so one-thread-per-row kernels are unbalanced and
 # kernels that skip empty rows (leaving y unwritten) or mis-read row bounds fail.
+# Values and x are drawn from [0.5, 1.5): with signed (randn) data, rows of thousands of
+# terms cancel to sums near 0, where fp32 summation order alone (the reference's own
+# index_add_ is atomic on the GPU) moved a correct kernel 7x past the 1e-4 tolerance on an
+# H200; positive terms keep every row sum far from 0, so order differences stay far below it
+# and a dropped or misplaced term (~1 against row sums of ~16) still fails by ~10^3x.
 ROWS = 2**21
 AVG_NNZ = 16
 EMPTY_FRACTION = 0.06
@@ -43,7 +48,7 @@ def get_inputs():
     rows = torch.repeat_interleave(torch.arange(n), lengths, output_size=nnz)
     keys = torch.sort(rows * n + torch.randint(0, n, (nnz,))).values  # sorted columns within each row
     col = (keys % n).to(torch.int32)
-    return [crow.to(torch.int32), col, torch.randn(nnz), torch.randn(n)]
+    return [crow.to(torch.int32), col, torch.rand(nnz).add_(0.5), torch.rand(n).add_(0.5)]
 
 
 def get_init_inputs():
