@@ -340,16 +340,17 @@ def main() -> int:
 
 def _pch_line(b: dict) -> str:
     what = "error" if "error" in b else ("cached" if not b.get("built") else f"{b.get('seconds', 0):.1f} s")
-    return f"{' '.join(b['flags']) or 'default flags'}: {what}"
+    return f"{b['kind']} {' '.join(b['flags']) or 'default flags'}: {what}"
 
 
-def _safe_build(root: str, flags) -> dict:
+def _safe_build(root: str, variant) -> dict:
     from kernelsmith.harness.build import pch
 
+    kind, flags = variant
     try:
-        return {"flags": list(flags), **pch.build(root, flags)}
+        return {"kind": kind, "flags": list(flags), **pch.build(root, flags, kind=kind)}
     except Exception as exc:  # noqa: BLE001
-        return {"flags": list(flags), "error": str(exc)[-500:]}
+        return {"kind": kind, "flags": list(flags), "error": str(exc)[-500:]}
 
 
 def _fmt(v) -> str:

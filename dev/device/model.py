@@ -10,7 +10,7 @@ tests re-check every kernel on this GPU. Last, examples/optimize_api.py runs
 kernelsmith.optimize on a module. Budget: about 240 s on an H200 (compute-sanitizer off:
 `--no-sanitize`; the confirming second evaluation of each new best stays on).
 
-Usage: python3 dev/device/model.py [OUT_DIR]     (needs CuPy, sqlalchemy, alembic, openai importable)
+Usage: [KS_MODELS=small_convnet] python3 dev/device/model.py [OUT_DIR]     (needs CuPy, sqlalchemy, alembic, openai importable)
 Prints one `E2E <model>: ...` line per model and `PKG <model>: ...` per exported package.
 """
 
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-MODELS = ("tiny_transformer", "small_convnet")
+MODELS = tuple(os.environ.get("KS_MODELS", "tiny_transformer,small_convnet").split(","))  # KS_MODELS: a subset
 DEADLINE_S = 235.0
 
 

@@ -17,6 +17,7 @@
 #   compile   build seconds of inline candidates: plain load_inline vs the fast builds, and end to end [issue 15]
 #   fastbuild the fast and plain builds of inline fixtures compute the same, on the GPU          [issue 15]
 #   model     whole-model mode on the two example models, exported packages re-checked, the API example [issue 18]
+#   diagref   a launch-bound reference (hpc CG) timed in each phase's protocol, and one evaluation [issue 16]
 #   harnessab seconds per candidate, this harness against .old-harness, one sitting [issue 13]
 #   hpc       HPC suite: reference timings, recorded generations through bench, language table [issue 16]
 #   tools     Nsight Compute profile and compute-sanitizer through the evaluator [issues 3, 5]
@@ -71,6 +72,7 @@ step() {
     compile) python3 benchmarks/compile_latency.py --budget "${COMPILE_BUDGET:-400}" ${COMPILE_ARGS:-} --json $X/compile.json ;;
     fastbuild) python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_fast_build_gpu.py ;;
     model) python3 dev/device/model.py $X/model ;;
+    diagref) python3 dev/device/diag_reference.py ${DIAG_ARGS:-} ;;
     harnessab)  # seconds per candidate, this tree against .old-harness (carry it; see the benchmark's docstring)
       python3 benchmarks/harness_overhead.py --old .old-harness --n "${AB_N:-24}" --rounds "${AB_ROUNDS:-2}" \
         --json $X/harness_overhead.json ;;

@@ -16,9 +16,12 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-# The extra_cflags sets worth a header of their own: none (the default), and the -O3 LLMs
-# like to add. Any other set builds without one (GCC then parses the header: slower, same result).
-VARIANTS: tuple[tuple[str, ...], ...] = ((), ("-O3",))
+# The headers worth building, in order (the first is the one the first compile waits for):
+# the slim kind (main.cpp of the usual wrapper) and the full one (torch/extension.h), each
+# for no extra_cflags and for the -O3 LLMs like to add. Any other set builds without a
+# header (GCC then parses it: slower, same result).
+VARIANTS: tuple[tuple[str, tuple[str, ...]], ...] = (("slim", ()), ("full", ()), ("slim", ("-O3",)),
+                                                      ("full", ("-O3",)))
 
 
 class HeaderCache:
@@ -37,12 +40,13 @@ class HeaderCache:
     def _build_all(self) -> None:
         from kernelsmith.harness.build import pch
 
-        for i, flags in enumerate(self.variants):
+        for i, (kind, flags) in enumerate(self.variants):
             try:
-                self.report.append({"flags": list(flags), **pch.build(str(self.root), flags, timeout=self.timeout)})
+                self.report.append({"kind": kind, "flags": list(flags),
+                                    **pch.build(str(self.root), flags, timeout=self.timeout, kind=kind)})
             except Exception as exc:  # noqa: BLE001 - no header: builds are slower, never wrong
-                log.warning("precompiled header %s not built: %s", list(flags), str(exc)[-500:])
-                self.report.append({"flags": list(flags), "error": str(exc)[-500:]})
+                log.warning("precompiled header %s %s not built: %s", kind, list(flags), str(exc)[-500:])
+                self.report.append({"kind": kind, "flags": list(flags), "error": str(exc)[-500:]})
             if i == 0:
                 self._first.set()
         self._first.set()

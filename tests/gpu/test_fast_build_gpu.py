@@ -65,7 +65,7 @@ def test_fast_and_plain_builds_compute_the_same(tmp_path, fixture, func, args):
     call = _call(fixture)
     call["verbose"] = False
     root = tmp_path / "pch"
-    pch.build(str(root), call.get("extra_cflags") or ())
+    pch.build(str(root), call.get("extra_cflags") or (), kind=layout.main_kind(call.get("cpp_sources")))
     built = {}
     for fast in (True, False):
         rec = dict(call, name=f"{call['name']}_{'fast' if fast else 'plain'}")

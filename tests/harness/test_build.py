@@ -85,6 +85,18 @@ def test_only_errors_the_left_out_headers_may_cause_are_retried():
                 "ptxas error   : Entry function uses too much shared data", "",
                 "main.cpp:3:5: error: 'vector' is not a member of 'std'"):  # main.cpp: the same text heavy
         assert not layout.worth_retrying(own), own
+    # a slimmed main.cpp: its missing names are the left-out headers' doing; its syntax errors are not
+    assert layout.worth_retrying("main.cpp:3:5: error: 'vector' is not a member of 'std'", main_slimmed=True)
+    assert not layout.worth_retrying("main.cpp:3:5: error: expected ';' before '}' token", main_slimmed=True)
+
+
+def test_main_cpp_is_slimmed_only_where_aten_suffices():
+    assert layout.main_kind(WRAPPER) == pch.SLIM and layout.main_kind([WRAPPER, "int x;"]) == pch.SLIM
+    assert layout.main_kind(None) == pch.SLIM
+    for needs_more in ("py::object o;", "torch::nn::Linear l(1, 1);", "torch::NoGradGuard g;",
+                       "torch::autograd::Function<F> f;", "pybind11::module_ m;"):
+        assert layout.main_kind([WRAPPER, needs_more]) == pch.FULL, needs_more
+    assert layout.main_kind("// torch::nn in a comment\n" + WRAPPER) == pch.SLIM
 
 
 # -- the rewrite -----------------------------------------------------------------------------
@@ -95,14 +107,22 @@ def test_rewrite_light_pch_and_heavy():
     assert light["cuda_sources"][:2] == inline.CUDA_PRELUDE and "torch/types.h" not in "".join(light["cuda_sources"])
     first = light["cpp_sources"][0]
     assert '#include "/cache/pch/abc/ks_torch.h"' in first and first.startswith('#if __has_include(')
-    assert first.rstrip().endswith("#include <torch/extension.h>")
+    # the wrapper uses nothing beyond ATen: the slim includes, not torch/extension.h
+    assert first.rstrip().endswith("\n".join(pch.SLIM_INCLUDES)) and "torch/extension.h" not in first
     assert light["cpp_sources"][1:] == [WRAPPER] and light["extra_cuda_cflags"] == ["-O3"]
     assert light["functions"] == ["twice"]
     heavy_rec = record(cuda=HEAVY_CU)
     p = inline.rewrite(heavy_rec, layout.PCH, None)
     assert p["cuda_sources"][:3] == inline.TORCH_CUDA_PRELUDE  # what load_inline would prepend
     assert "#include <torch/extension.h>" not in p["cuda_sources"][3]
-    assert p["cpp_sources"][0] == "#include <torch/extension.h>"  # no header built: plain main.cpp
+    assert p["cpp_sources"][0] == "\n".join(pch.SLIM_INCLUDES)  # no header built: the slim includes alone
+    nn = record(cpp="#include <torch/extension.h>\n" + WRAPPER + "torch::nn::Linear lin(1, 1);\n")
+    full = inline.rewrite(nn, layout.LIGHT, "/cache/pch/abc")
+    assert full["cpp_sources"][0].rstrip().endswith("#include <torch/extension.h>")  # torch::nn: the full header
+    assert full["cpp_sources"][1] == nn["cpp_sources"]
+    ext = record(cpp="#include <torch/extension.h>\n" + WRAPPER)
+    slim = inline.rewrite(ext, layout.LIGHT, None)
+    assert "#include <torch/extension.h>" not in slim["cpp_sources"][1] and "torch::empty_like" in slim["cpp_sources"][1]
     assert inline.rewrite(heavy_rec, layout.HEAVY, "/x") == heavy_rec
     own = record(no_implicit_headers=True)  # the candidate manages its own headers: left alone
     assert inline.rewrite(own, layout.LIGHT, "/x") == own
@@ -191,7 +211,9 @@ def test_header_key_follows_flags_and_sits_in_the_cache(tmp_path):
     assert not any(f.startswith("-DTORCH_EXTENSION_NAME=") for f in base["flags"])  # one header for every name
     assert "-DTORCH_API_INCLUDE_EXTENSION_H" in base["flags"]
     assert pch.directory(str(tmp_path)) == str(tmp_path / base["key"])
+    assert pch.directory(str(tmp_path), kind=pch.SLIM) == str(tmp_path / (base["key"] + "-slim"))
     assert pch.ready(str(tmp_path)) is None and pch.ready(None) is None  # not built: plain main.cpp
+    assert pch.ready(str(tmp_path), kind=pch.SLIM) is None
 
 
 def test_gpu_idle_counts_only_waits_for_builds():
@@ -241,7 +263,7 @@ def test_light_cuda_source_compiles_without_torch_headers_with_torchs_flags(tmp_
 @pytest.fixture(scope="module")
 def header(tmp_path_factory):
     root = tmp_path_factory.mktemp("pch")
-    out = pch.build(str(root))
+    out = pch.build(str(root), kind=pch.SLIM)  # what the usual wrapper takes
     return root, out
 
 
@@ -251,7 +273,7 @@ def test_main_cpp_uses_the_precompiled_header(header, tmp_path):
     """GCC takes ks_torch.h.gch (printed with a '!' by -H) for the light layout's main.cpp."""
     root, built = header
     assert built["built"] and os.path.exists(os.path.join(built["dir"], pch.HEADER + ".gch"))
-    assert pch.ready(str(root)) == built["dir"] and pch.build(str(root))["built"] is False  # once
+    assert pch.ready(str(root), kind=pch.SLIM) == built["dir"] and pch.build(str(root), kind=pch.SLIM)["built"] is False  # once
     from kernelsmith.harness.compile import inline_sources
 
     main, _ = inline_sources(inline.rewrite(record(), layout.LIGHT, built["dir"]))
@@ -282,7 +304,7 @@ def test_light_candidate_through_the_compile_stage(header, tmp_path):
     task = Task.load(ROOT / "tasks" / "level1" / "005_relu.py")
     code = (LIGHT / "level1_005_relu.py").read_text()
     with Evaluator(EvalConfig(cache_dir=cache, arch="9.0", compile_workers=1), sandbox=LocalSandbox()) as ev:
-        ev.headers.variants = ((),)  # the -O3 variant is not needed here
+        ev.headers.variants = ((pch.SLIM, ()),)  # the others are not needed here
         res = ev.compile(task, code)
         assert res.ok, res.log
         markers = list((cache / "build").glob(f"*/*/{inline.MARKER}"))

@@ -4,8 +4,10 @@
 real builder (torch's load_inline, or the compile-only nvcc builder on a CPU torch):
 
 - light: `no_implicit_headers=True`; the CUDA sources get `cuda.h` and `cuda_runtime.h`
-  (what load_inline prepends, less torch/types.h); main.cpp gets the precompiled header
-  and `torch/extension.h` (pch.py), as load_inline would have given it.
+  (what load_inline prepends, less torch/types.h); main.cpp gets a precompiled header
+  (pch.py) and, where its C++ sources need nothing beyond ATen (layout.main_kind), the
+  slim includes (torch/types.h and the pybind11 glue the bindings use), else
+  `torch/extension.h` as load_inline would have given it.
 - pch: the CUDA sources get exactly load_inline's three lines, and an include of
   torch/extension.h there is left to torch/types.h where the source needs nothing more
   (layout.slim_extension_include); main.cpp as for light.
@@ -59,7 +61,10 @@ def rewrite(record: dict, chosen: str, pch_dir: str | None) -> dict:
     if chosen == layout.HEAVY or kw.get("no_implicit_headers"):
         return kw  # heavy, or the candidate manages its own headers already
     cpp = _as_list(kw.get("cpp_sources"))
-    kw["cpp_sources"] = [pch.include_lines(pch_dir), *cpp]
+    kind = layout.main_kind(cpp)
+    if kind == pch.SLIM:
+        cpp = [layout.slim_extension_include(c) or c for c in cpp]
+    kw["cpp_sources"] = [pch.include_lines(pch_dir, kind), *cpp]
     cuda = _as_list(kw.get("cuda_sources"))
     if cuda and chosen == layout.PCH:
         cuda = [layout.slim_extension_include(c) or c for c in cuda]
@@ -109,7 +114,8 @@ def build_inline(call, record: dict, target: str, pch_root: str | None = None, l
     else:
         first = layout.choose(record) if fast_ok else layout.HEAVY
         order = [first] if first == layout.HEAVY else [first, layout.HEAVY]
-        pch_dir = pch.ready(pch_root, record.get("extra_cflags")) if first != layout.HEAVY else None
+        kind = layout.main_kind(_as_list(record.get("cpp_sources")))
+        pch_dir = pch.ready(pch_root, record.get("extra_cflags"), kind) if first != layout.HEAVY else None
     err = None
     for i, chosen in enumerate(order):
         where = os.path.join(target, chosen)
@@ -122,7 +128,8 @@ def build_inline(call, record: dict, target: str, pch_root: str | None = None, l
         except Exception as exc:  # noqa: BLE001 - how the builder reports a failed build
             err = exc
             last = i == len(order) - 1
-            if last or not layout.worth_retrying(str(getattr(exc, "log", "")) + str(exc)):
+            slimmed = layout.main_kind(_as_list(record.get("cpp_sources"))) == pch.SLIM
+            if last or not layout.worth_retrying(str(getattr(exc, "log", "")) + str(exc), slimmed):
                 raise
             _forget(str(record.get("name")))
             shutil.rmtree(where, ignore_errors=True)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+from kernelsmith.harness.build import pch
+
 LIGHT = "light"  # CUDA sources without torch headers; C++ side with the precompiled header
 PCH = "pch"  # CUDA sources as torch would build them; C++ side with the precompiled header
 HEAVY = "heavy"  # exactly what load_inline does (the fallback)
@@ -47,26 +49,28 @@ def choose(record: dict) -> str:
     return LIGHT if torch_free(cuda) else PCH
 
 
-# When a fast layout fails, is the call worth building again as written? Only cuda.cu
-# differs between the layouts (main.cpp has the same text, the precompiled header only
-# saves time), and there only by includes left out: an error in main.cpp alone, or one that
-# no header can cause (a syntax error, a header the candidate names that is not there, a
-# ptxas resource error), fails the same way heavy and is reported at once. Anything else
-# in cuda.cu (an unknown name, an ambiguous or missing overload, ...) is retried: a
-# correct candidate must build, whatever it leaned on.
+# When a fast layout fails, is the call worth building again as written? The layouts
+# differ only by includes left out: of cuda.cu (light: all of torch's; pch: an
+# extension.h include left to types.h) and, where main.cpp was slimmed (main_kind SLIM),
+# of main.cpp (torch/all.h and torch/python.h). An error in a file that was not slimmed,
+# or one that no header can cause (a syntax error, a header the candidate names that is not
+# there, a ptxas resource error), fails the same way heavy and is reported at once.
+# Anything else in a slimmed file (an unknown name, an ambiguous or missing overload, ...)
+# is retried: a correct candidate must build, whatever it leaned on.
 _OWN_ERROR = re.compile(
     r'expected an? (?:"[^"]*"|expression|declaration|statement|identifier)|unrecognized token|missing closing quote'
+    r"|expected (?:'[^']*'|primary-expression|unqualified-id|initializer|declaration) before"  # GCC (main.cpp)
     r"|cannot open source file|No such file or directory|ptxas|uses too much|unbalanced|#error")
 _ERROR_LINE = re.compile(r"\berror\b", re.I)
 _SUMMARY_LINE = re.compile(r"Error building extension|errors? detected in the compilation|^\s*FAILED:")
 
 
-def worth_retrying(log: str) -> bool:
+def worth_retrying(log: str, main_slimmed: bool = False) -> bool:
     errors = [ln for ln in (log or "").splitlines() if _ERROR_LINE.search(ln) and not _SUMMARY_LINE.search(ln)]
-    outside_main = [ln for ln in errors if "main.cpp" not in ln]
-    if not outside_main:
-        return False  # nothing failed, or only main.cpp did: the same text heavy
-    return any(not _OWN_ERROR.search(ln) for ln in outside_main)
+    candidates = errors if main_slimmed else [ln for ln in errors if "main.cpp" not in ln]
+    if not candidates:
+        return False  # nothing failed, or only main.cpp did with its text as heavy
+    return any(not _OWN_ERROR.search(ln) for ln in candidates)
 
 
 # torch/extension.h is torch/all.h (the whole C++ frontend: nn, optim, data, jit) plus
@@ -80,9 +84,24 @@ _NEEDS_EXTENSION = re.compile(
     r"NoGradGuard|AutoGradMode|manual_seed|save|load)\b")
 
 
+def needs_extension(src: str) -> bool:
+    """Whether a source may use what only torch/extension.h declares (beyond torch/types.h
+    and the pybind11 glue)."""
+    return bool(_NEEDS_EXTENSION.search(strip_comments(src)))
+
+
+def main_kind(cpp_sources) -> str:
+    """Which torch headers main.cpp gets in a fast layout: pch.SLIM where no C++ source
+    needs more than ATen (the usual wrapper: tensors in, data_ptr to a launcher, a tensor
+    out), else pch.FULL (torch/extension.h, as load_inline)."""
+    if isinstance(cpp_sources, str):
+        cpp_sources = [cpp_sources]
+    return pch.FULL if any(needs_extension(str(c)) for c in cpp_sources or []) else pch.SLIM
+
+
 def slim_extension_include(src: str) -> str | None:
     """The source with its torch/extension.h include left to torch/types.h, or None when
     the source may need more than torch/types.h declares (or has no such include)."""
-    if not _EXT_INCLUDE.search(src) or _NEEDS_EXTENSION.search(strip_comments(src)):
+    if not _EXT_INCLUDE.search(src) or needs_extension(src):
         return None
     return _EXT_INCLUDE.sub("// torch/extension.h: torch/types.h (prepended) declares what this source uses", src)
