@@ -12,6 +12,8 @@ its timing record. Usage: python3 dev/device/diag_reference.py [TASK] [CANDIDATE
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -30,6 +32,12 @@ def line(tag: str, s: timing.Samples, flush) -> None:
     print(f"{tag:44s} event {med[0]:.4f} ms [{med[1]:.4f}, {med[2]:.4f}] n={len(s.event_ms)} "
           f"launch {timing.median_ci(s.launch_ms)[0]:.4f} ms  cover {flush.hide_ms:.3f} ms "
           f"passes {flush.passes()}", flush=True)
+
+
+def alone(call, args, dev, cfg, tag: str) -> None:
+    flush = timing.L2Flusher(dev, cfg.hide_launch, cfg.warm_ms)
+    line(f"  {tag} (TEARDOWN_CUPTI={os.environ.get('TEARDOWN_CUPTI')})",
+         timing.interleave({"reference": call}, [args], flush, cfg)["reference"], flush)
 
 
 def main() -> None:
@@ -62,18 +70,37 @@ def main() -> None:
         return a[-1] * 2.0
 
     timing.warmup(call, clone(sets[0]), cfg)
+    if os.environ.get("KS_DIAG_PROFILE_ONLY"):  # the child: before and after one profiled call
+        alone(call, alternating, dev, cfg, "before any profiler")
+        from torch.profiler import ProfilerActivity, profile  # Kineto as is (no kernelsmith setting)
+        for k in range(2):
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                call(*alternating())
+                torch.cuda.synchronize()
+            kernels = sum(1 for e in prof.events() if "CUDA" in str(getattr(e, "device_type", "")))
+            print(f"  profiled call {k + 1}: {kernels} GPU events seen", flush=True)
+            alone(call, alternating, dev, cfg, f"after profiled call {k + 1}")
+        return
     for tag, sides, args in [
         ("alone, 2 alternating sets (pristine)", {"reference": call}, alternating),
         ("alone, fresh inputs per round", {"reference": call}, fresh),
         ("with a fast side, alternating sets", {"reference": call, "fast": fast}, alternating),
         ("with a fast side, fresh inputs per round", {"reference": call, "fast": fast}, fresh),
-        ("alone again, 2 alternating sets", {"reference": call}, alternating),
     ]:
         flush = timing.L2Flusher(dev, cfg.hide_launch, cfg.warm_ms)
         s = timing.interleave(sides, [args], flush, cfg)
         line(tag, s["reference"], flush)
         if "fast" in s:
             line("  (the fast side)", s["fast"], flush)
+    # CUPTI after torch.profiler: Kineto leaves it attached unless TEARDOWN_CUPTI=1
+    # (pytorch/pytorch#144455); each setting in a fresh process
+    for value in (None, "0", "1"):
+        env = {k: v for k, v in os.environ.items() if k != "TEARDOWN_CUPTI"}
+        if value is not None:
+            env["TEARDOWN_CUPTI"] = value
+        env["KS_DIAG_PROFILE_ONLY"] = "1"
+        print(f"-- child, TEARDOWN_CUPTI={value}", flush=True)
+        subprocess.run([sys.executable, __file__, *sys.argv[1:]], env=env, timeout=120)
 
     from kernelsmith.config import EvalConfig
     from kernelsmith.evaluate.evaluator import Evaluator

@@ -194,6 +194,7 @@ class Evaluation:
             pass
         patch_pycuda(self.capture)
         numpy_compat()
+        provenance.cupti_teardown()  # before the surface's baseline: a candidate that unsets it is caught
         # JIT caches of the Python kernel languages: per candidate, inside its build
         # directory (never a cache another candidate or the host wrote); made here, as
         # PyCUDA only creates its default cache directory, not one it is given

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 import re
 from dataclasses import dataclass
 
@@ -96,10 +97,23 @@ def _is_own(kernel: str, names: set[str]) -> bool:
     return any(as_profiler_shows(n) == kernel for n in names)
 
 
+def cupti_teardown() -> None:
+    """Kineto leaves CUPTI attached when a torch.profiler session ends unless
+    TEARDOWN_CUPTI=1 (pytorch/pytorch#144455), and every kernel launched afterwards keeps
+    paying CUPTI's instrumentation: on an H200 the CG reference (about 160 small kernels)
+    went from 0.80 ms before the first profiled candidate call to 1.4-1.9 ms after it,
+    which read as `reference_slowed`, and it would skew any speedup between a side with
+    many kernels and one with few. Kineto reads the variable at each session's end; the
+    harness owns it (a value a candidate set is overwritten before each profiled call)."""
+    os.environ["TEARDOWN_CUPTI"] = "1"
+
+
 def profiler():
-    """A profiler recording GPU kernels (enter it around the calls to attribute)."""
+    """A profiler recording GPU kernels (enter it around the calls to attribute); CUPTI is
+    released when it ends (cupti_teardown)."""
     from torch.profiler import ProfilerActivity, profile
 
+    cupti_teardown()
     return profile(activities=[ProfilerActivity.CUDA])
 
 

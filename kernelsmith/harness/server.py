@@ -152,6 +152,10 @@ def _warm_first_uses() -> None:
     import torch.profiler  # noqa: F401
     from torch.utils.flop_counter import FlopCounterMode
 
+    from kernelsmith.harness.provenance import cupti_teardown
+
+    cupti_teardown()  # in every job's environment from the start (the surface's baseline has it)
+
     # Tiny tensors and one thread: an OpenMP parallel region before fork() can hang the
     # child (GNU OpenMP is not fork-safe), so none may start here.
     threads = torch.get_num_threads()

@@ -18,6 +18,9 @@ def profiler_table(module, inputs: list, top: int = 10, runs: int = 3) -> list[d
     profiler is unavailable here."""
     from torch.profiler import ProfilerActivity, profile
 
+    from kernelsmith.harness.provenance import cupti_teardown
+
+    cupti_teardown()  # the end-to-end timing that follows must not run under CUPTI
     cuda = any(isinstance(x, torch.Tensor) and x.is_cuda for x in inputs)
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     try:
