@@ -15,6 +15,7 @@
 #   optimize  the whole optimize loop with scripted real kernels              [issue 3]
 #   profile   where one candidate's seconds go: stage walls, the sandbox's share, cProfile [issue 13]
 #   compile   build seconds of inline candidates: plain load_inline vs the fast builds, and end to end [issue 15]
+#   gpusuite  the GPU test files the other steps do not run: fixtures, HPC, model mode       [issue 17]
 #   fastbuild the fast and plain builds of inline fixtures compute the same, on the GPU          [issue 15]
 #   model     whole-model mode on the two example models, exported packages re-checked, the API example [issue 18]
 #   diagref   a launch-bound reference (hpc CG) timed in each phase's protocol, and one evaluation [issue 16]
@@ -70,6 +71,8 @@ step() {
     profile) python3 benchmarks/harness_profile.py --n "${PROF_N:-6}" --profile "${PROF_K:-2}" \
                --json $X/harness_profile.json ;;
     compile) python3 benchmarks/compile_latency.py --budget "${COMPILE_BUDGET:-400}" ${COMPILE_ARGS:-} --json $X/compile.json ;;
+    gpusuite) python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_fixtures_gpu.py tests/gpu/test_hpc_gpu.py \
+                tests/gpu/test_model_gpu.py ;;  # no pipe: a cut step keeps its log
     fastbuild) python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_fast_build_gpu.py ;;
     model) python3 dev/device/model.py $X/model ;;
     diagref) python3 dev/device/diag_reference.py ${DIAG_ARGS:-} ;;

@@ -45,8 +45,10 @@ def evaluator(tmp_path_factory):
 
     cache = Path(tempfile.mkdtemp(prefix="ks-gpu-test-", dir="/tmp"))  # jobs may run as nobody
     cache.chmod(0o755)
+    # No torch.compile baseline: these tests check verdicts and eager speedups, and compiling
+    # each task's reference costs 10-30 s (the 117 fixtures ran past 530 s with it on).
     cfg = EvalConfig(cache_dir=cache, use_cache=False, timing={"max_seconds": 1.5}, eval_timeout=90,
-                     compile_timeout=300)
+                     compile_timeout=300, compile_baseline=False)
     ev = Evaluator(cfg, sandbox=LocalSandbox())
     yield ev
     ev.close()
