@@ -121,7 +121,10 @@ def test_job_runs_in_a_venv_of_a_private_interpreter(tmp_path):
         sb = LocalSandbox()
         print(json.dumps({{"job": sandbox_job(sb), "describe": sb.describe(), "base": sys.base_prefix}}))
     """)
-    env = dict(os.environ, PYTHONPATH=source_root(), KERNELSMITH_HOME=str(home))
+    # --system-site-packages reaches the base interpreter's packages, not those of the venv
+    # this test may run in (CI's): this one's are put on the path, as an installed venv has them.
+    here = [p for p in sys.path if p.endswith("-packages") and os.path.isdir(p)]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([source_root(), *here]), KERNELSMITH_HOME=str(home))
     out = subprocess.run([str(venv / "bin" / "python"), "-c", code], env=env, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
