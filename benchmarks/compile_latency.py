@@ -15,7 +15,8 @@ candidate's import, i.e. its load_inline calls; not Python's or torch's start-up
   ks_nohdr     kernelsmith's layout with a cold header cache (no precompiled header)
   ks_cold      kernelsmith's layout into an empty build directory, warm header cache
   ks_reload    the same again in a new process
-  layout       what kernelsmith built: light / pch (/ heavy = fallback)
+  layout       what kernelsmith built: light / pch (/ heavy = fallback); "/ops": functions bound as
+               torch operators (KERNELSMITH_OPS_BINDING=1, harness/build/binding.py)
 
 Plain, no-header and kernelsmith's builds of the LLM-style candidates take tens of seconds
 each, so they run --jobs at a time (each build runs two compilers; the JSON's ks_at_once
@@ -100,7 +101,7 @@ def child(mode: str, cand: str, build_dir: str, pch_root: str, arch: str, compil
     except Exception as exc:  # noqa: BLE001 - reported, not raised
         ok, err = False, f"{type(exc).__name__}: {str(exc)[-800:]}"
     secs = time.perf_counter() - t0
-    layouts = sorted({c["layout"] for c in log.calls})
+    layouts = sorted({c["layout"] + ("/ops" if c.get("binding") == "ops" else "") for c in log.calls})
     return {"ok": ok, "seconds": round(secs, 3), "layout": "+".join(layouts) or ("plain" if mode == "plain" else "?"),
             "fell_back": any(c.get("fell_back") for c in log.calls), "error": err}
 
@@ -264,9 +265,10 @@ def main() -> int:
           f"{cores} cores, {len(cands)} candidates, {jobs} slow builds at once", flush=True)
 
     # 1. the header cache (what the evaluator does before the first inline compile)
-    from kernelsmith.evaluate.fastbuild import VARIANTS
+    from kernelsmith.evaluate.fastbuild import default_variants
     from kernelsmith.harness.build import pch
 
+    VARIANTS = default_variants()  # noqa: N806 - with KERNELSMITH_OPS_BINDING=1, the operator header too
     os.environ["TORCH_CUDA_ARCH_LIST"] = arch
     t0 = time.perf_counter()
     with ThreadPoolExecutor(len(VARIANTS)) as pool:

@@ -22,15 +22,24 @@ log = logging.getLogger(__name__)
 # header (GCC then parses it: slower, same result).
 VARIANTS: tuple[tuple[str, tuple[str, ...]], ...] = (("slim", ()), ("full", ()), ("slim", ("-O3",)),
                                                       ("full", ("-O3",)))
+# With KERNELSMITH_OPS_BINDING=1 the operator-binding header (harness/build/binding.py) comes
+# first: a job binds a slim main.cpp's functions as torch operators only where it is ready.
+OPS_VARIANTS: tuple[tuple[str, tuple[str, ...]], ...] = (("ops", ()), ("ops", ("-O3",)))
+
+
+def default_variants() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    from kernelsmith.harness.build import binding
+
+    return (OPS_VARIANTS[:1] + VARIANTS + OPS_VARIANTS[1:]) if binding.enabled() else VARIANTS
 
 
 class HeaderCache:
     """Builds each precompiled-header variant once; `wait` blocks until the default one is
     ready (or failed: then builds go without it) and builds the others in the background."""
 
-    def __init__(self, root: Path, variants=VARIANTS, timeout: float = 900):
+    def __init__(self, root: Path, variants=None, timeout: float = 900):
         self.root = Path(root)
-        self.variants = variants
+        self.variants = default_variants() if variants is None else variants
         self.timeout = timeout
         self._lock = threading.Lock()
         self._first = threading.Event()

@@ -13,6 +13,11 @@ real builder (torch's load_inline, or the compile-only nvcc builder on a CPU tor
   (layout.slim_extension_include); main.cpp as for light.
 - heavy: the call as the candidate wrote it.
 
+With KERNELSMITH_OPS_BINDING=1, a slim main.cpp whose functions the dispatcher takes as
+written is first built with them registered as torch operators (binding.py: torch/library.h
+instead of pybind11's templates); any failure of that build in main.cpp is built again with
+pybind11 in the same layout.
+
 The layout that built is written to `<target>/.ks_layout` so the GPU stage, importing the
 candidate again, makes the very same call (same sources, same flags: torch finds the build
 up to date). A fast layout that fails with an error a missing header explains is retried
@@ -24,11 +29,12 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
 
-from kernelsmith.harness.build import layout, pch
+from kernelsmith.harness.build import binding, layout, pch
 
 MARKER = ".ks_layout"
 CUDA_PRELUDE = ["#include <cuda.h>", "#include <cuda_runtime.h>"]
@@ -55,8 +61,10 @@ def _as_list(src) -> list[str]:
     return [src] if isinstance(src, str) else [str(s) for s in src]
 
 
-def rewrite(record: dict, chosen: str, pch_dir: str | None) -> dict:
-    """The keyword arguments of the call for `chosen` (record: the candidate's arguments)."""
+def rewrite(record: dict, chosen: str, pch_dir: str | None, bind: str = binding.PYBIND) -> dict:
+    """The keyword arguments of the call for `chosen` (record: the candidate's arguments);
+    bind=OPS (a SLIM main.cpp whose functions binding.bindable takes) registers them as
+    torch operators instead of pybind11 functions."""
     kw = dict(record)
     if chosen == layout.HEAVY or kw.get("no_implicit_headers"):
         return kw  # heavy, or the candidate manages its own headers already
@@ -64,15 +72,44 @@ def rewrite(record: dict, chosen: str, pch_dir: str | None) -> dict:
     kind = layout.main_kind(cpp)
     if kind == pch.SLIM:
         cpp = [layout.slim_extension_include(c) or c for c in cpp]
-    kw["cpp_sources"] = [pch.include_lines(pch_dir, kind), *cpp]
+    ops = bind == binding.OPS and kind == pch.SLIM
     cuda = _as_list(kw.get("cuda_sources"))
     if cuda and chosen == layout.PCH:
         cuda = [layout.slim_extension_include(c) or c for c in cuda]
     if cuda:
-        kw["cuda_sources"] = [*(CUDA_PRELUDE if chosen == layout.LIGHT else TORCH_CUDA_PRELUDE), *cuda]
+        cuda = [*(CUDA_PRELUDE if chosen == layout.LIGHT else TORCH_CUDA_PRELUDE), *cuda]
+        kw["cuda_sources"] = cuda
+    kw["cpp_sources"] = [pch.include_lines(pch_dir, pch.OPS if ops else kind), *cpp]
+    if ops:
+        names = binding.function_names(record.get("functions")) or []
+        kw["cpp_sources"].append(binding.registration(binding.namespace(record, cpp, cuda), names))
+        kw["functions"], kw["is_python_module"] = None, False
     kw["no_implicit_headers"] = True
     kw.pop("use_pch", None)  # torch's own writes into torch's install directory
     return kw
+
+
+def _attempts(record: dict, fast: bool, pch_root: str | None) -> list[dict]:
+    """The builds to try in order: the fast layout (as operators first where the operator
+    header is ready and the signatures allow), then the call as written."""
+    first = layout.choose(record) if fast else layout.HEAVY
+    if first == layout.HEAVY:
+        return [{"layout": layout.HEAVY, "pch": None, "binding": binding.PYBIND}]
+    kind = layout.main_kind(_as_list(record.get("cpp_sources")))
+    out = []
+    flags = record.get("extra_cflags")
+    ops_dir = pch.ready(pch_root, flags, pch.OPS) if kind == pch.SLIM and binding.enabled() else None
+    if ops_dir and binding.bindable(record):
+        out.append({"layout": first, "pch": ops_dir, "binding": binding.OPS})
+    out.append({"layout": first, "pch": pch.ready(pch_root, flags, kind), "binding": binding.PYBIND})
+    return out + [{"layout": layout.HEAVY, "pch": None, "binding": binding.PYBIND}]
+
+
+def _ops_error_is_ours(text: str) -> bool:
+    """An operator build that failed in main.cpp (where the binding lives) or at load is
+    built again with pybind11; an error in cuda.cu alone would fail that way too."""
+    errors = [ln for ln in text.splitlines() if re.search(r"\berror\b", ln, re.I) and "Error building" not in ln]
+    return not errors or any("cuda.cu" not in ln for ln in errors)
 
 
 def _read_marker(target: str) -> dict | None:
@@ -107,38 +144,42 @@ def build_inline(call, record: dict, target: str, pch_root: str | None = None, l
     (a torch without `no_implicit_headers`) builds heavy only."""
     t0 = time.perf_counter()
     known = _read_marker(target)
-    fast_ok = fast and not record.get("no_implicit_headers")
     if known is not None:
-        order = [known["layout"]]
-        pch_dir = known.get("pch")
+        order = [{"layout": known["layout"], "pch": known.get("pch"), "binding": known.get("binding", binding.PYBIND)}]
     else:
-        first = layout.choose(record) if fast_ok else layout.HEAVY
-        order = [first] if first == layout.HEAVY else [first, layout.HEAVY]
-        kind = layout.main_kind(_as_list(record.get("cpp_sources")))
-        pch_dir = pch.ready(pch_root, record.get("extra_cflags"), kind) if first != layout.HEAVY else None
-    err = None
-    for i, chosen in enumerate(order):
-        where = os.path.join(target, chosen)
+        order = _attempts(record, fast and not record.get("no_implicit_headers"), pch_root)
+    i = 0
+    while True:
+        att = order[i]
+        chosen, bind = att["layout"], att["binding"]
+        where = os.path.join(target, chosen if bind == binding.PYBIND else f"{chosen}-{bind}")
         os.makedirs(where, exist_ok=True)
-        kw = rewrite(record, chosen, pch_dir if chosen != layout.HEAVY else None)
+        kw = rewrite(record, chosen, att["pch"], bind)
         try:
             mod = call(kw, where)
+            if bind == binding.OPS:
+                ns = kw["cpp_sources"][-1].split("TORCH_LIBRARY(", 1)[1].split(",", 1)[0]
+                mod = binding.module(mod, ns, binding.function_names(record.get("functions")) or [],
+                                     str(record.get("name")))
         except subprocess.TimeoutExpired:
             raise  # a second build would take as long
         except Exception as exc:  # noqa: BLE001 - how the builder reports a failed build
-            err = exc
-            last = i == len(order) - 1
+            text = str(getattr(exc, "log", "")) + str(exc)
             slimmed = layout.main_kind(_as_list(record.get("cpp_sources"))) == pch.SLIM
-            if last or not layout.worth_retrying(str(getattr(exc, "log", "")) + str(exc), slimmed):
+            if bind == binding.OPS and _ops_error_is_ours(text):
+                nxt = i + 1  # the same layout with pybind11
+            elif i + 1 < len(order) and layout.worth_retrying(text, slimmed):
+                nxt = len(order) - 1  # the call as written
+            else:
                 raise
             _forget(str(record.get("name")))
             shutil.rmtree(where, ignore_errors=True)
+            i = nxt
             continue
-        info = {"layout": chosen, "pch": pch_dir if chosen != layout.HEAVY else None,
+        info = {"layout": chosen, "pch": att["pch"], "binding": bind,
                 "fell_back": i > 0, "seconds": round(time.perf_counter() - t0, 3)}
         if known is None:
             _write_marker(target, info)
         if log is not None:
             log.calls.append({"name": record.get("name"), **info})
         return mod
-    raise err  # pragma: no cover - the loop returns or raises

@@ -44,9 +44,12 @@ import tempfile
 import time
 
 HEADER = "ks_torch.h"
-FULL, SLIM = "full", "slim"
+FULL, SLIM, OPS = "full", "slim", "ops"
 SLIM_INCLUDES = ["#include <torch/types.h>", "#include <torch/csrc/utils/pybind.h>", "#include <torch/csrc/Exceptions.h>"]
-INCLUDES = {FULL: ["#include <torch/extension.h>"], SLIM: SLIM_INCLUDES}
+# OPS: a SLIM main.cpp whose functions are bound as torch operators, not with pybind11
+# (binding.py): torch/library.h in place of the pybind11 glue.
+INCLUDES = {FULL: ["#include <torch/extension.h>"], SLIM: SLIM_INCLUDES,
+            OPS: ["#include <torch/types.h>", "#include <torch/library.h>"]}
 _PROBE_NAME = "ks_pch_probe"
 # An arch flag of our own keeps torch from asking the GPU which arch to build for (the
 # orchestrator never touches the GPU); the caller adds the real one.
