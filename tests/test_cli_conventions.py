@@ -124,6 +124,17 @@ def test_failing_optimize_writes_nothing(tmp_path, monkeypatch):
     assert not (tmp_path / "runs.db").exists()
 
 
+@pytest.mark.parametrize("name,value", [("KERNELSMITH_OPS_BINDING", "maybe"), ("KERNELSMITH_HIDE_LAUNCH", "sometimes"),
+                                        ("KERNELSMITH_WARM_MS", "two")])
+@pytest.mark.parametrize("command", [["eval", str(TASK), str(TASK)], ["leaderboard"]])
+def test_a_bad_switch_in_the_environment_is_one_error_before_anything_is_written(tmp_path, monkeypatch, name,
+                                                                                 value, command):
+    monkeypatch.chdir(tmp_path)
+    r = invoke(*command, env={"KERNELSMITH_HOME": str(tmp_path / "home"), name: value})
+    assert r.exit_code == 2 and f"{name}={value!r}" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "runs.db").exists() and not (tmp_path / "home").exists()
+
+
 @pytest.mark.slow
 def test_optimize_dry_run_on_a_cpu(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

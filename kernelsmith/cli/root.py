@@ -10,7 +10,7 @@ import typer
 
 from kernelsmith.cli import bench, evaluate, export, leaderboard, model, search, serve
 from kernelsmith.cli.common import CONTEXT
-from kernelsmith.cli.errors import install_log_masking
+from kernelsmith.cli.errors import fail, install_log_masking
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, context_settings=CONTEXT, rich_markup_mode=None,
                   help="kernelsmith: LLM-written CUDA kernels for PyTorch, proven correct and fast on a real GPU.")
@@ -35,6 +35,12 @@ def _version(value: bool) -> None:
 def _root(version: Optional[bool] = typer.Option(None, "--version", "-V", is_eager=True, callback=_version,
                                                  help="print the version and exit")) -> None:
     """kernelsmith: LLM-written CUDA kernels for PyTorch, proven correct and fast on a real GPU."""
+    from kernelsmith.config import EvalConfig
+
+    try:  # the KERNELSMITH_* switches, read before any command opens or writes anything
+        EvalConfig.from_env()
+    except ValueError as exc:
+        fail(str(exc))
 
 
 evaluate.register(app)
