@@ -59,16 +59,12 @@ def _signatures(src: str, name: str) -> list[tuple[str, str]]:
     return [(" ".join(r.split()), p.strip()) for r, p in pat.findall(src)]
 
 
-def _params(params: str) -> list[str] | None:
+def _arity(params: str) -> int | None:
+    """How many parameters, or None when one of them is not a type the dispatcher takes."""
     if params in ("", "void"):
-        return []
-    out = []
-    for p in params.split(","):
-        p = " ".join(p.split("=")[0].split())
-        if not _PARAM.match(p):
-            return None
-        out.append(re.sub(r"\s*[A-Za-z_]\w*$", "", p) if not p.endswith(("&", "Tensor")) else p)
-    return out
+        return 0
+    parts = [" ".join(p.split("=")[0].split()) for p in params.split(",")]  # a C++ default goes unused
+    return len(parts) if all(_PARAM.match(p) for p in parts) else None
 
 
 def bindable(record: dict) -> bool:
@@ -85,13 +81,10 @@ def bindable(record: dict) -> bool:
         sigs = _signatures(text, name)
         if not sigs:
             return False
-        shapes = set()
-        for ret, params in sigs:
-            parsed = _params(params)
-            if parsed is None or not _RETURN.match(ret.replace("inline ", "").strip()):
-                return False
-            shapes.add(len(parsed))
-        if len(shapes) != 1 or len(sigs) > 2:  # overloads, or more than a declaration and a definition
+        arities = {_arity(params) for _, params in sigs}
+        if None in arities or not all(_RETURN.match(ret) for ret, _ in sigs):
+            return False
+        if len(arities) != 1 or len(sigs) > 2:  # overloads, or more than a declaration and a definition
             return False
     return True
 
@@ -107,6 +100,11 @@ def registration(ns: str, names: list[str]) -> str:
     defs = "\n".join(f'  m.def("{n}", &{n});' for n in names)
     return (f"\n// kernelsmith: the functions as torch operators (harness/build/binding.py)\n"
             f"TORCH_LIBRARY({ns}, m) {{\n{defs}\n}}\n")
+
+
+def registered_namespace(cpp_sources: list[str]) -> str:
+    """The namespace `registration` wrote into a rewritten call's C++ sources."""
+    return re.search(r"TORCH_LIBRARY\((\w+),", cpp_sources[-1]).group(1)
 
 
 def module(result, ns: str, names: list[str], name: str):

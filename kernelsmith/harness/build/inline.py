@@ -158,9 +158,8 @@ def build_inline(call, record: dict, target: str, pch_root: str | None = None, l
         try:
             mod = call(kw, where)
             if bind == binding.OPS:
-                ns = kw["cpp_sources"][-1].split("TORCH_LIBRARY(", 1)[1].split(",", 1)[0]
-                mod = binding.module(mod, ns, binding.function_names(record.get("functions")) or [],
-                                     str(record.get("name")))
+                mod = binding.module(mod, binding.registered_namespace(kw["cpp_sources"]),
+                                     binding.function_names(record.get("functions")) or [], str(record.get("name")))
         except subprocess.TimeoutExpired:
             raise  # a second build would take as long
         except Exception as exc:  # noqa: BLE001 - how the builder reports a failed build
