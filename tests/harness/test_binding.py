@@ -175,8 +175,14 @@ std::vector<torch::Tensor> plus_minus(torch::Tensor x) { return {x + 1, x - 1}; 
 """
 
 
+@pytest.fixture(scope="module")
+def built_ops_header(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pch")
+    return root, pch.build(str(root), kind=pch.OPS)
+
+
 @pytest.mark.slow
-def test_a_real_build_calls_the_operators_like_pybind11_would(tmp_path, monkeypatch):
+def test_a_real_build_calls_the_operators_like_pybind11_would(built_ops_header, tmp_path, monkeypatch):
     """The operator header built, a C++ extension through torch's load_inline with its
     functions registered as operators, called with the arguments pybind11 takes (an int
     for a double too); its errors are torch's; built again, the same module."""
@@ -184,8 +190,7 @@ def test_a_real_build_calls_the_operators_like_pybind11_would(tmp_path, monkeypa
     import torch.utils.cpp_extension as cpp
 
     monkeypatch.setenv("KERNELSMITH_OPS_BINDING", "1")
-    root = tmp_path / "pch"
-    built = pch.build(str(root), kind=pch.OPS)
+    root, built = built_ops_header
     assert built["built"] and pch.ready(str(root), kind=pch.OPS) == built["dir"]
     r = dict(name="ks_test_ops", cpp_sources=CPU_WRAPPER, functions=["scale_add", "plus_minus"], verbose=False)
 
@@ -218,3 +223,39 @@ def test_operators_that_do_not_load_are_built_with_pybind11(ops_header, tmp_path
         return str(tmp_path / "ext.so") if where.endswith("-ops") else ["pybind11 module"]
 
     assert inline.build_inline(build, record(), str(tmp_path / "t"), pch_root=root) == ["pybind11 module"]
+
+
+OPS_CANDIDATE = '''
+import torch
+import torch.nn as nn
+from torch.utils.cpp_extension import load_inline
+
+_ext = load_inline(name="ks_cpu_tanh", functions=["fwd"], verbose=False, cpp_sources="""
+torch::Tensor fwd(const torch::Tensor& x, double scale) { return torch::tanh(x) * scale + x; }
+""")
+
+
+class ModelNew(nn.Module):
+    def __init__(self, scale):
+        super().__init__()
+        self.scale = float(scale)
+
+    def forward(self, x):
+        return _ext.fwd(x, self.scale)
+'''
+
+
+@pytest.mark.slow
+def test_a_candidate_bound_as_operators_passes_the_real_harness(built_ops_header, tmp_path, monkeypatch):
+    """Through the GPU stage's own code on the CPU (tests/harness/cpu_harness.py): the
+    operators' namespace, registered when the candidate loads, is no tampering, and the
+    candidate's outputs are checked and timed as any other's."""
+    from tests.harness import cpu_harness as ch
+
+    root, _ = built_ops_header
+    monkeypatch.setenv("KERNELSMITH_OPS_BINDING", "1")
+    ch.install(monkeypatch)
+    out = ch.evaluate(tmp_path, OPS_CANDIDATE, pch_root=str(root))
+    assert (out["verdict"], out["error"]) == ("correct", "none"), out.get("message")
+    markers = list((tmp_path / "build").glob(f"*/{inline.MARKER}"))
+    assert len(markers) == 1 and json.loads(markers[0].read_text())["binding"] == "ops"
