@@ -29,7 +29,6 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import re
 import shutil
 import subprocess
 import time
@@ -108,7 +107,7 @@ def _attempts(record: dict, fast: bool, pch_root: str | None) -> list[dict]:
 def _ops_error_is_ours(text: str) -> bool:
     """An operator build that failed in main.cpp (where the binding lives) or at load is
     built again with pybind11; an error in cuda.cu alone would fail that way too."""
-    errors = [ln for ln in text.splitlines() if re.search(r"\berror\b", ln, re.I) and "Error building" not in ln]
+    errors = layout.error_lines(text)
     return not errors or any("cuda.cu" not in ln for ln in errors)
 
 

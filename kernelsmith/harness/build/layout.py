@@ -65,8 +65,13 @@ _ERROR_LINE = re.compile(r"\berror\b", re.I)
 _SUMMARY_LINE = re.compile(r"Error building extension|errors? detected in the compilation|^\s*FAILED:")
 
 
+def error_lines(log: str) -> list[str]:
+    """The compilers' error lines of a build log (not the builder's summaries of them)."""
+    return [ln for ln in (log or "").splitlines() if _ERROR_LINE.search(ln) and not _SUMMARY_LINE.search(ln)]
+
+
 def worth_retrying(log: str, main_slimmed: bool = False) -> bool:
-    errors = [ln for ln in (log or "").splitlines() if _ERROR_LINE.search(ln) and not _SUMMARY_LINE.search(ln)]
+    errors = error_lines(log)
     candidates = errors if main_slimmed else [ln for ln in errors if "main.cpp" not in ln]
     if not candidates:
         return False  # nothing failed, or only main.cpp did with its text as heavy
