@@ -147,9 +147,9 @@ def e2e(cands: list[dict], work: Path, compile_only: bool, timeout: float) -> di
         if compile_only:
             cmd.append("--dry-run")
         t0 = time.perf_counter()
-        rc, text = _run_group(cmd, env, timeout * 0.75 if tag == "n" else max(60.0, timeout * 0.25))
+        rc, text, phases = _run_group(cmd, env, timeout * 0.75 if tag == "n" else max(60.0, timeout * 0.25))
         out[tag] = {"rows": len(items), "wall_s": round(time.perf_counter() - t0, 2), "rc": rc,
-                    "tail": text[-1500:]}
+                    "phases": phases, "tail": text[-2500:]}
     n, one = out["n"], out["one"]
     if n["rows"] > 1:
         out["per_candidate_marginal_s"] = round((n["wall_s"] - one["wall_s"]) / (n["rows"] - 1), 2)
@@ -160,20 +160,45 @@ def e2e(cands: list[dict], work: Path, compile_only: bool, timeout: float) -> di
     return out
 
 
-def _run_group(cmd: list[str], env: dict, timeout: float) -> tuple[int, str]:
+def _run_group(cmd: list[str], env: dict, timeout: float) -> tuple[int, str, dict]:
     """Run `cmd` in its own process group; past `timeout`, kill that group (the bench's
-    sandbox servers with it) and return 124."""
+    sandbox servers with it) and return 124. Also where the wall time went: to the first
+    output line (start-up), to the last one, to the process's exit, and to the end of its
+    output (a child still holding the pipe keeps communicate waiting)."""
     import signal
+    import threading
 
+    t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             cwd=str(ROOT), start_new_session=True)
+    lines: list[tuple[float, str]] = []
+
+    def read():
+        for line in proc.stdout:
+            lines.append((time.perf_counter() - t0, line))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    rc = 124
     try:
-        out, _ = proc.communicate(timeout=timeout)
-        return proc.returncode, out
+        rc = proc.wait(timeout=timeout)
+        exited = time.perf_counter() - t0
     except subprocess.TimeoutExpired:
+        exited = None
+    if exited is None:
         os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        return 124, (out or "") + f"\n[killed after {timeout:.0f} s]"
+    reader.join(max(1.0, timeout - (time.perf_counter() - t0)))
+    if reader.is_alive():  # the process exited, a child of it holds the pipe
+        os.killpg(proc.pid, signal.SIGKILL)
+        reader.join(10)
+    eof = time.perf_counter() - t0
+    phases = {"first_line_s": round(lines[0][0], 2) if lines else None,
+              "last_line_s": round(lines[-1][0], 2) if lines else None,
+              "exit_s": None if exited is None else round(exited, 2), "eof_s": round(eof, 2)}
+    text = "".join(f"[{t:7.2f}] {ln}" for t, ln in lines)
+    if exited is None:
+        text += f"\n[killed after {timeout:.0f} s]"
+    return rc, text, phases
 
 
 def _verdicts(db: Path) -> dict:
@@ -391,8 +416,9 @@ def _print(r: dict) -> None:
               f"{e['n']['rows']} rows in {e['n']['wall_s']} s (rc {e['n']['rc']}), 1 row in {e['one']['wall_s']} s; "
               f"per candidate {e.get('per_candidate_marginal_s', '-')} s marginal, {e['per_candidate_total_s']} s "
               f"with start-up; GPU idle {e.get('gpu_idle')}; verdicts {(e.get('verdicts') or {}).get('counts')}")
-        if e["n"]["rc"] != 0:
-            print("bench output (tail):\n" + e["n"]["tail"][-800:])
+        for tag in ("n", "one"):  # where each run's wall time went (start-up, its own work, exit)
+            print(f"  {tag}: {e[tag]['phases']}")
+        print("bench output, N rows (tail, seconds since start):\n" + "\n".join(e["n"]["tail"].splitlines()[-14:]))
     print(f"whole benchmark: {r['wall_s']} s")
 
 

@@ -128,6 +128,19 @@ def test_operators_first_where_the_header_is_ready_and_the_switch_on(ops_header,
     assert [c[0] for c in not_bindable.calls] == ["light"]
 
 
+def test_operators_without_their_header_while_it_is_not_built(tmp_path, monkeypatch):
+    # torch/types.h + torch/library.h parse faster than the pybind11 glue: no header is no
+    # reason to fall back to pybind11; main.cpp then starts with the plain includes.
+    monkeypatch.setenv("KERNELSMITH_OPS_BINDING", "1")
+    b = Builds({})
+    assert inline.build_inline(b, record(), str(tmp_path / "t"), pch_root=str(tmp_path / "empty")) \
+        == ["module from", "light-ops"]
+    marker = json.loads((tmp_path / "t" / inline.MARKER).read_text())
+    assert marker["binding"] == "ops" and marker["pch"] is None
+    main = b.calls[0][1]["cpp_sources"]
+    assert main[0] == "\n".join(pch.INCLUDES[pch.OPS]) and "__has_include" not in main[0]
+
+
 def test_an_operator_build_failing_in_main_cpp_is_built_with_pybind11(ops_header, tmp_path):
     root, _ = ops_header
     b = Builds({"light-ops": "main.cpp:12:3: error: static assertion failed: You tried to register a kernel"})

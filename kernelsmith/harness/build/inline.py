@@ -89,17 +89,18 @@ def rewrite(record: dict, chosen: str, pch_dir: str | None, bind: str = binding.
 
 
 def _attempts(record: dict, fast: bool, pch_root: str | None) -> list[dict]:
-    """The builds to try in order: the fast layout (as operators first where the operator
-    header is ready and the signatures allow), then the call as written."""
+    """The builds to try in order: the fast layout (as operators first where the signatures
+    allow, with their header where it is built), then the call as written."""
     first = layout.choose(record) if fast else layout.HEAVY
     if first == layout.HEAVY:
         return [{"layout": layout.HEAVY, "pch": None, "binding": binding.PYBIND}]
     kind = layout.main_kind(_as_list(record.get("cpp_sources")))
     out = []
     flags = record.get("extra_cflags")
-    ops_dir = pch.ready(pch_root, flags, pch.OPS) if kind == pch.SLIM and binding.enabled() else None
-    if ops_dir and binding.bindable(record):
-        out.append({"layout": first, "pch": ops_dir, "binding": binding.OPS})
+    # Operators even where their header is not built yet: torch/types.h + torch/library.h
+    # parse faster than the slim pybind11 includes (7.9 s against 11.5 s on 2 cores).
+    if kind == pch.SLIM and binding.enabled() and binding.bindable(record):
+        out.append({"layout": first, "pch": pch.ready(pch_root, flags, pch.OPS), "binding": binding.OPS})
     out.append({"layout": first, "pch": pch.ready(pch_root, flags, kind), "binding": binding.PYBIND})
     return out + [{"layout": layout.HEAVY, "pch": None, "binding": binding.PYBIND}]
 
