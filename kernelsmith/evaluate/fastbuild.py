@@ -16,7 +16,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-# The headers worth building, in order (the first is the one the first compile waits for):
+# The headers worth building, in order (the one most builds use first):
 # the slim kind (main.cpp of the usual wrapper) and the full one (torch/extension.h), each
 # for no extra_cflags and for the -O3 LLMs like to add. Any other set builds without a
 # header (GCC then parses it: slower, same result).
@@ -34,8 +34,10 @@ def default_variants() -> tuple[tuple[str, tuple[str, ...]], ...]:
 
 
 class HeaderCache:
-    """Builds each precompiled-header variant once; `wait` blocks until the default one is
-    ready (or failed: then builds go without it) and builds the others in the background."""
+    """Builds each precompiled-header variant once, in the background (`start`); `wait`
+    blocks until the first one is ready (or failed). The evaluator does not wait: builds
+    that start before a header is there go without it (slower than with it, faster than
+    waiting for it, and the same object)."""
 
     def __init__(self, root: Path, variants=None, timeout: float = 900):
         self.root = Path(root)

@@ -389,3 +389,54 @@ def test_compile_and_gpu_jobs_get_the_header_cache_under_the_mounted_cache(tmp_p
         assert (tmp_path / "pch").is_dir() and (tmp_path / "pch").stat().st_mode & 0o005 == 0o005
     finally:
         ev.close()
+
+
+def test_the_first_inline_compile_does_not_wait_for_the_header(tmp_path, monkeypatch):
+    """A fresh cache: the header is built in the background and the first build goes
+    without it (a build without it is the same object, and sooner than waiting for it)."""
+    import threading
+    from concurrent.futures import Future
+
+    from kernelsmith.config import EvalConfig
+    from kernelsmith.evaluate.evaluator import Evaluator
+    from kernelsmith.sandbox.base import JobOutcome
+    from kernelsmith.task import Task
+
+    release, building = threading.Event(), threading.Event()
+
+    def slow_build(root, flags=(), timeout=900, kind=pch.FULL):
+        building.set()
+        release.wait(60)
+        return {"dir": root, "seconds": 60.0, "built": True}
+
+    monkeypatch.setattr(pch, "build", slow_build)
+
+    class Server:
+        jobs: list = []
+
+        def submit(self, job, args, timeout=None, writable=None):
+            self.jobs.append(job)
+            f = Future()
+            f.set_result(JobOutcome("ok", {"ok": True, "backend": "load_inline", "seconds": 0.1}))
+            return f
+
+    class Box:
+        name = "fake"
+
+        def add_mount(self, path, mode):
+            pass
+
+    ev = Evaluator(EvalConfig(cache_dir=tmp_path, arch="9.0", compile_workers=1), sandbox=Box())
+    try:
+        ev.headers.variants = ((pch.SLIM, ()),)
+        ev._server = lambda role: Server()
+        task = Task.load(ROOT / "tasks" / "level1" / "005_relu.py")
+        done = []
+        t = threading.Thread(target=lambda: done.append(ev.compile(task, (LIGHT / "level1_005_relu.py").read_text())))
+        t.start()
+        t.join(20)
+        assert building.wait(5), "the header build was not started"
+        assert done and done[0].ok and not release.is_set(), "the compile waited for the header"
+    finally:
+        release.set()
+        ev.close()
