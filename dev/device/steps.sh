@@ -17,6 +17,7 @@
 #   compile   build seconds of inline candidates: plain load_inline vs the fast builds, and end to end [issue 15]
 #   gpusuite  the GPU test files the other steps do not run: fixtures, HPC, model mode       [issue 17]
 #   fastbuild the fast and plain builds of inline fixtures compute the same, on the GPU          [issue 15]
+#   first     a fresh cache's first inline builds: waiting for the header against not          [issue 15]
 #   model     whole-model mode on the two example models, exported packages re-checked, the API example [issue 18]
 #   diagref   a launch-bound reference (hpc CG) timed in each phase's protocol, and one evaluation [issue 16]
 #   harnessab seconds per candidate, this harness against .old-harness, one sitting [issue 13]
@@ -74,6 +75,7 @@ step() {
     gpusuite) python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_fixtures_gpu.py tests/gpu/test_hpc_gpu.py \
                 tests/gpu/test_model_gpu.py ;;  # no pipe: a cut step keeps its log
     fastbuild) python3 -m pytest -q -s -p no:cacheprovider tests/gpu/test_fast_build_gpu.py ;;
+    first) python3 benchmarks/first_compile.py --n "${FIRST_N:-4}" --json $X/first_compile.json ;;
     model) python3 dev/device/model.py $X/model ;;
     diagref) python3 dev/device/diag_reference.py ${DIAG_ARGS:-} ;;
     harnessab)  # seconds per candidate, this tree against .old-harness (carry it; see the benchmark's docstring)
