@@ -1,6 +1,6 @@
 """The evaluator's compile stage through both sandboxes: candidate files, build
 directories and the cache live in the evaluator's cache dir, which the Docker sandbox
-mounts at the same path; nvcc runs inside the sandbox."""
+mounts at the same path; nvcc runs inside the sandbox. Inline candidates build the fast way there too (issue 15)."""
 
 from __future__ import annotations
 
@@ -38,3 +38,49 @@ def test_compile_stage_in_sandbox(kind, shared_dir):
             assert not broken.ok and broken.error is ErrorClass.COMPILE and "error" in broken.log
     finally:
         shutil.rmtree(cache, ignore_errors=True)
+
+
+LIGHT = ROOT / "tests" / "fixtures" / "inline" / "level1_005_relu.py"
+
+
+@pytest.fixture(scope="module")
+def warm_cache():
+    """One evaluator cache with the headers both bindings use already built (as a search's
+    later candidates find it): the slim one (pybind11) and the operators' one."""
+    from kernelsmith.evaluate.fastbuild import HeaderCache
+    from kernelsmith.harness.build import pch
+
+    cache = Path(tempfile.mkdtemp(prefix="ks-ev-warm-", dir="/tmp"))
+    os.chmod(cache, 0o755)
+    headers = HeaderCache(cache / "pch", variants=((pch.SLIM, ()), (pch.OPS, ())))
+    headers._build_all()  # both, in this thread
+    assert all("error" not in r for r in headers.report), headers.report
+    yield cache
+    shutil.rmtree(cache, ignore_errors=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("binding", ["pybind", "ops"])
+@pytest.mark.parametrize("kind", ["process", "docker"])
+def test_light_inline_candidate_builds_fast_in_sandbox(kind, binding, shared_dir, warm_cache, monkeypatch):
+    """The fast layout inside either sandbox: the job finds the orchestrator's header in
+    the mounted cache and builds light with it; with KERNELSMITH_OPS_BINDING=1 (passed to
+    the job) its functions are bound as torch operators."""
+    import json
+
+    from kernelsmith.harness.build import inline, pch
+
+    monkeypatch.setenv("KERNELSMITH_OPS_BINDING", "1" if binding == "ops" else "0")
+    code = LIGHT.read_text() + f"\n# {kind} {binding}\n"  # a build of its own per case
+    before = set((warm_cache / "build").glob(f"*/*/{inline.MARKER}"))
+    sandbox = make_sandbox(kind, shared_dir)
+    with Evaluator(EvalConfig(cache_dir=warm_cache, arch="9.0", compile_workers=1), sandbox=sandbox) as ev:
+        ev.headers.variants = ()  # built by the fixture
+        res = ev.compile(Task.load(TASK), code)
+        assert res.ok, (res.message, res.log)
+    new = set((warm_cache / "build").glob(f"*/*/{inline.MARKER}")) - before
+    assert len(new) == 1, new  # written by the job, inside the sandbox
+    info = json.loads(new.pop().read_text())
+    header = pch.OPS if binding == "ops" else pch.SLIM
+    assert info["layout"] == "light" and info["binding"] == binding and not info["fell_back"], info
+    assert info["pch"] and os.path.basename(info["pch"]).endswith("-" + header), info
