@@ -1,6 +1,7 @@
 """The evaluator's compile stage through both sandboxes: candidate files, build
 directories and the cache live in the evaluator's cache dir, which the Docker sandbox
-mounts at the same path; nvcc runs inside the sandbox. Inline candidates build the fast way there too (issue 15)."""
+mounts at the same path; nvcc runs inside the sandbox. Inline candidates build the fast
+way there too (issue 15)."""
 
 from __future__ import annotations
 
