@@ -15,8 +15,9 @@ candidate's import, i.e. its load_inline calls; not Python's or torch's start-up
   ks_nohdr     kernelsmith's layout with a cold header cache (no precompiled header)
   ks_cold      kernelsmith's layout into an empty build directory, warm header cache
   ks_reload    the same again in a new process
-  layout       what kernelsmith built: light / pch (/ heavy = fallback); "/ops": functions bound as
-               torch operators (KERNELSMITH_OPS_BINDING=1, harness/build/binding.py)
+  layout       what kernelsmith built: light / split / pch (/ heavy = fallback); "/ops": functions
+               bound as torch operators (KERNELSMITH_OPS_BINDING=1, harness/build/binding.py);
+               split: an LLM-style CUDA source cut in two (KERNELSMITH_SPLIT_SOURCES=1, split.py)
 
 Plain, no-header and kernelsmith's builds of the LLM-style candidates take tens of seconds
 each, so they run --jobs at a time (each build runs two compilers; the JSON's ks_at_once

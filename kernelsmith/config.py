@@ -87,9 +87,10 @@ class EvalConfig:
             raise ValueError(f"KERNELSMITH_HIDE_LAUNCH={hide!r} is not one of 1/0, true/false, yes/no, on/off")
         if hide:  # on by default (harness/timing.py); off, with KERNELSMITH_WARM_MS=0, is harness 3's timing
             cfg.timing = dict(cfg.timing, hide_launch=hide in ("1", "true", "yes", "on"))
-        ops = os.environ.get("KERNELSMITH_OPS_BINDING", "").lower()
-        if ops not in ("", "0", "false", "no", "off", "1", "true", "yes", "on"):  # harness/build/binding.py
-            raise ValueError(f"KERNELSMITH_OPS_BINDING={ops!r} is not one of 1/0, true/false, yes/no, on/off")
+        for switch in ("KERNELSMITH_OPS_BINDING", "KERNELSMITH_SPLIT_SOURCES"):  # harness/build: binding, split
+            val = os.environ.get(switch, "").lower()
+            if val not in ("", "0", "false", "no", "off", "1", "true", "yes", "on"):
+                raise ValueError(f"{switch}={val!r} is not one of 1/0, true/false, yes/no, on/off")
         if _env_float("KERNELSMITH_WARM_MS") is not None:
             cfg.timing = dict(cfg.timing, warm_ms=_env_float("KERNELSMITH_WARM_MS"))
         for k, v in overrides.items():

@@ -124,8 +124,8 @@ def test_failing_optimize_writes_nothing(tmp_path, monkeypatch):
     assert not (tmp_path / "runs.db").exists()
 
 
-@pytest.mark.parametrize("name,value", [("KERNELSMITH_OPS_BINDING", "maybe"), ("KERNELSMITH_HIDE_LAUNCH", "sometimes"),
-                                        ("KERNELSMITH_WARM_MS", "two")])
+@pytest.mark.parametrize("name,value", [("KERNELSMITH_OPS_BINDING", "maybe"), ("KERNELSMITH_SPLIT_SOURCES", "y"),
+                                        ("KERNELSMITH_HIDE_LAUNCH", "sometimes"), ("KERNELSMITH_WARM_MS", "two")])
 @pytest.mark.parametrize("command", [["eval", str(TASK), str(TASK)], ["leaderboard"]])
 def test_a_bad_switch_in_the_environment_is_one_error_before_anything_is_written(tmp_path, monkeypatch, name,
                                                                                  value, command):

@@ -22,8 +22,10 @@ from typing import Protocol, runtime_checkable
 # Names an API key or credential is likely to have; such variables never reach a child.
 SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH")
 # The only variables a child inherits from the orchestrator (when set).
-# KERNELSMITH_OPS_BINDING: how a fast build binds its functions (harness/build/binding.py).
-PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "CUDA_HOME", "CUDA_PATH", "LD_LIBRARY_PATH", "TERM", "KERNELSMITH_OPS_BINDING")
+# KERNELSMITH_OPS_BINDING: how a fast build binds its functions (harness/build/binding.py);
+# KERNELSMITH_SPLIT_SOURCES: whether it splits an LLM-style CUDA source (harness/build/split.py).
+PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "CUDA_HOME", "CUDA_PATH", "LD_LIBRARY_PATH", "TERM", "KERNELSMITH_OPS_BINDING",
+               "KERNELSMITH_SPLIT_SOURCES")
 
 
 @dataclass

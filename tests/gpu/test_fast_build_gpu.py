@@ -60,7 +60,7 @@ def test_fast_and_plain_builds_compute_the_same(tmp_path, fixture, func, args):
     import torch
     import torch.utils.cpp_extension as cpp
 
-    from kernelsmith.harness.build import inline, layout, pch
+    from kernelsmith.harness.build import inline, layout, pch, split
 
     call = _call(fixture)
     call["verbose"] = False
@@ -73,7 +73,11 @@ def test_fast_and_plain_builds_compute_the_same(tmp_path, fixture, func, args):
         built[fast] = inline.build_inline(lambda kw, where: cpp.load_inline(**kw, build_directory=where), rec,
                                           str(tmp_path / ("fast" if fast else "plain")), pch_root=str(root),
                                           log=log, fast=fast)
-        assert log.calls[0]["layout"] == ((layout.choose(rec)) if fast else layout.HEAVY)
+        want = layout.choose(rec) if fast else layout.HEAVY
+        cuda = rec.get("cuda_sources")
+        if want == layout.PCH and split.enabled() and split.split([cuda] if isinstance(cuda, str) else cuda):
+            want = layout.SPLIT  # KERNELSMITH_SPLIT_SOURCES=1: the kernels light, the wrapper in main.cpp
+        assert log.calls[0]["layout"] == want and not log.calls[0]["fell_back"], log.calls
     torch.manual_seed(0)
     x = torch.randn(4096, 1024, device="cuda")
     fn = func or call["functions"][0]

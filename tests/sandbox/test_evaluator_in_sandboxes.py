@@ -85,3 +85,59 @@ def test_light_inline_candidate_builds_fast_in_sandbox(kind, binding, shared_dir
     header = pch.OPS if binding == "ops" else pch.SLIM
     assert info["layout"] == "light" and info["binding"] == binding and not info["fell_back"], info
     assert info["pch"] and os.path.basename(info["pch"]).endswith("-" + header), info
+
+
+# ReLU the way LLMs write it: torch's header, the kernel and its torch wrapper in one CUDA source.
+LLM_STYLE = '''
+import torch
+import torch.nn as nn
+from torch.utils.cpp_extension import load_inline
+
+cuda_source = r"""
+#include <torch/extension.h>
+__global__ void relu_kernel(const float* __restrict__ x, float* __restrict__ y, long long n) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = fmaxf(x[i], 0.f);
+}
+torch::Tensor relu_forward(torch::Tensor x, int64_t stream) {
+    TORCH_CHECK(x.is_cuda(), "x must be a CUDA tensor");
+    auto y = torch::empty_like(x);
+    const long long n = x.numel();
+    relu_kernel<<<(n + 255) / 256, 256, 0, reinterpret_cast<cudaStream_t>(stream)>>>(
+        x.data_ptr<float>(), y.data_ptr<float>(), n);
+    return y;
+}
+"""
+_ext = load_inline(name="ks_llm_relu", cpp_sources="torch::Tensor relu_forward(torch::Tensor x, int64_t stream);",
+                   cuda_sources=cuda_source, functions=["relu_forward"])
+
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        return _ext.relu_forward(x, torch.cuda.current_stream().cuda_stream)
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["process", "docker"])
+def test_llm_style_candidate_is_split_in_sandbox(kind, shared_dir, warm_cache, monkeypatch):
+    """With KERNELSMITH_SPLIT_SOURCES=1 (passed to the job), an LLM-style CUDA source is
+    split inside either sandbox: kernels light, the wrapper in main.cpp with the header."""
+    import json
+
+    from kernelsmith.harness.build import inline, pch
+
+    monkeypatch.setenv("KERNELSMITH_SPLIT_SOURCES", "1")
+    monkeypatch.setenv("KERNELSMITH_OPS_BINDING", "0")
+    code = LLM_STYLE + f"\n# {kind}\n"
+    before = set((warm_cache / "build").glob(f"*/*/{inline.MARKER}"))
+    with Evaluator(EvalConfig(cache_dir=warm_cache, arch="9.0", compile_workers=1),
+                   sandbox=make_sandbox(kind, shared_dir)) as ev:
+        ev.headers.variants = ()
+        res = ev.compile(Task.load(TASK), code)
+        assert res.ok, (res.message, res.log)
+    new = set((warm_cache / "build").glob(f"*/*/{inline.MARKER}")) - before
+    assert len(new) == 1, new
+    info = json.loads(new.pop().read_text())
+    assert info["layout"] == "split" and not info["fell_back"], info
+    assert info["pch"] and os.path.basename(info["pch"]).endswith("-" + pch.SLIM), info

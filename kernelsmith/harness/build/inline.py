@@ -11,6 +11,9 @@ real builder (torch's load_inline, or the compile-only nvcc builder on a CPU tor
 - pch: the CUDA sources get exactly load_inline's three lines, and an include of
   torch/extension.h there is left to torch/types.h where the source needs nothing more
   (layout.slim_extension_include); main.cpp as for light.
+- split (KERNELSMITH_SPLIT_SOURCES=1, before pch where split.py finds it plainly safe): the
+  CUDA source's torch part (the wrappers) joins main.cpp, its kernels build as for light;
+  any failure of that build (compile or load) is built again as pch.
 - heavy: the call as the candidate wrote it.
 
 With KERNELSMITH_OPS_BINDING=1, a slim main.cpp whose functions the dispatcher takes as
@@ -33,7 +36,7 @@ import shutil
 import subprocess
 import time
 
-from kernelsmith.harness.build import binding, layout, pch
+from kernelsmith.harness.build import binding, layout, pch, split
 
 MARKER = ".ks_layout"
 CUDA_PRELUDE = ["#include <cuda.h>", "#include <cuda_runtime.h>"]
@@ -68,6 +71,9 @@ def rewrite(record: dict, chosen: str, pch_dir: str | None, bind: str = binding.
     if chosen == layout.HEAVY or kw.get("no_implicit_headers"):
         return kw  # heavy, or the candidate manages its own headers already
     cpp = _as_list(kw.get("cpp_sources"))
+    if chosen == layout.SPLIT:  # the torch part of the CUDA source joins main.cpp
+        moved, kernels = split.split(_as_list(kw.get("cuda_sources")))
+        cpp, kw["cuda_sources"] = [*cpp, moved], [kernels]
     kind = layout.main_kind(cpp)
     if kind == pch.SLIM:
         cpp = [layout.slim_extension_include(c) or c for c in cpp]
@@ -76,7 +82,7 @@ def rewrite(record: dict, chosen: str, pch_dir: str | None, bind: str = binding.
     if cuda and chosen == layout.PCH:
         cuda = [layout.slim_extension_include(c) or c for c in cuda]
     if cuda:
-        cuda = [*(CUDA_PRELUDE if chosen == layout.LIGHT else TORCH_CUDA_PRELUDE), *cuda]
+        cuda = [*(TORCH_CUDA_PRELUDE if chosen == layout.PCH else CUDA_PRELUDE), *cuda]
         kw["cuda_sources"] = cuda
     kw["cpp_sources"] = [pch.include_lines(pch_dir, pch.OPS if ops else kind), *cpp]
     if ops:
@@ -94,9 +100,16 @@ def _attempts(record: dict, fast: bool, pch_root: str | None) -> list[dict]:
     first = layout.choose(record) if fast else layout.HEAVY
     if first == layout.HEAVY:
         return [{"layout": layout.HEAVY, "pch": None, "binding": binding.PYBIND}]
-    kind = layout.main_kind(_as_list(record.get("cpp_sources")))
+    cpp = _as_list(record.get("cpp_sources"))
+    kind = layout.main_kind(cpp)
     out = []
     flags = record.get("extra_cflags")
+    cut = split.split(_as_list(record.get("cuda_sources"))) if first == layout.PCH and split.enabled() else None
+    if cut is not None:  # one try, bound as the pch layout's first try would be; then that layout
+        skind = layout.main_kind([*cpp, cut[0]])
+        ops = skind == pch.SLIM and binding.enabled() and binding.bindable(record)
+        out.append({"layout": layout.SPLIT, "pch": pch.ready(pch_root, flags, pch.OPS if ops else skind),
+                    "binding": binding.OPS if ops else binding.PYBIND})
     # Operators even where their header is not built yet: torch/types.h + torch/library.h
     # parse faster than the slim pybind11 includes (7.9 s against 11.5 s on 2 cores).
     if kind == pch.SLIM and binding.enabled() and binding.bindable(record):
@@ -165,7 +178,9 @@ def build_inline(call, record: dict, target: str, pch_root: str | None = None, l
         except Exception as exc:  # noqa: BLE001 - how the builder reports a failed build
             text = str(getattr(exc, "log", "")) + str(exc)
             slimmed = layout.main_kind(_as_list(record.get("cpp_sources"))) == pch.SLIM
-            if bind == binding.OPS and _ops_error_is_ours(text):
+            if chosen == layout.SPLIT and i + 1 < len(order):
+                nxt = i + 1  # whatever failed (build or load), the source as it came, pch layout
+            elif bind == binding.OPS and _ops_error_is_ours(text):
                 nxt = i + 1  # the same layout with pybind11
             elif i + 1 < len(order) and layout.worth_retrying(text, slimmed):
                 nxt = len(order) - 1  # the call as written

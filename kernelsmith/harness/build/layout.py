@@ -18,6 +18,7 @@ from kernelsmith.harness.build import pch
 LIGHT = "light"  # CUDA sources without torch headers; C++ side with the precompiled header
 PCH = "pch"  # CUDA sources as torch would build them; C++ side with the precompiled header
 HEAVY = "heavy"  # exactly what load_inline does (the fallback)
+SPLIT = "split"  # a pch-layout CUDA source cut in two: kernels light, torch wrappers in main.cpp (split.py)
 
 _COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
 _STRING = re.compile(r'"(?:\\.|[^"\\\n])*"')
