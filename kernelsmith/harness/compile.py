@@ -95,7 +95,7 @@ def nvcc_builder(arch: str, timeout: float):
         path = os.path.join(target, "main.cpp")
         with open(path, "w") as f:
             f.write(main)
-        jobs.append(([*shlex.split(cxx), *incs, *cflags, *[str(x) for x in kw.get("extra_cflags") or []],
+        jobs.append(([*shlex.split(cxx), *incs, *cflags, *_flags(kw.get("extra_cflags")),
                       "-c", path, "-o", os.path.join(target, "main.o")], path))
         if cuda is not None:
             path = os.path.join(target, "cuda.cu")
@@ -104,13 +104,20 @@ def nvcc_builder(arch: str, timeout: float):
             nvcc = _nvcc()
             if nvcc is None:
                 raise CompileFailed("nvcc not found: install the CUDA toolkit or set CUDA_HOME")
-            extra = [str(x) for x in kw.get("extra_cuda_cflags") or [] if not str(x).startswith(("-arch", "-gencode"))]
+            extra = [x for x in _flags(kw.get("extra_cuda_cflags")) if not x.startswith(("-arch", "-gencode"))]
             jobs.append(([nvcc, *incs, *cuda_cflags, _arch_flag(arch), *extra, "-c", path, "-o", os.path.join(target, "cuda.cuda.o")],
                          path))
         _run_parallel(jobs, timeout)
         return _Unloaded(name)
 
     return build
+
+
+def _flags(flags) -> list[str]:
+    """A candidate's extra flags as torch's ninja file passes them: joined by spaces and
+    split by the shell, so an empty string (KernelBench's examples pass extra_cflags=[""])
+    is no flag and "-O3 -DX" is two."""
+    return [t for x in flags or [] for t in shlex.split(str(x))]
 
 
 def inline_sources(kw: dict) -> tuple[str, str | None]:

@@ -440,3 +440,12 @@ def test_the_first_inline_compile_does_not_wait_for_the_header(tmp_path, monkeyp
     finally:
         release.set()
         ev.close()
+
+
+def test_extra_flags_count_as_torchs_ninja_file_passes_them():
+    """torch joins a candidate's flags with spaces: KernelBench's extra_cflags=[""] is no flag
+    (the header for no flags applies) and "-O3 -DX" is two."""
+    from kernelsmith.harness.compile import _flags
+
+    assert _flags([""]) == [] and _flags(None) == [] and _flags(["-O3 -DX=1", "-g"]) == ["-O3", "-DX=1", "-g"]
+    assert pch.spec([""])["key"] == pch.spec(())["key"] and pch.spec([" -O3 "])["key"] == pch.spec(["-O3"])["key"]

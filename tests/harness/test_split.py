@@ -91,6 +91,16 @@ def test_what_is_not_plainly_safe_is_not_split(change):
     assert split.split([LLM.replace(*change)]) is None
 
 
+def test_macros_of_torch_names_go_with_the_wrappers():
+    checks = ('#define CHECK_CUDA(x) TORCH_CHECK(x.is_cuda(), #x " must be a CUDA tensor")\n'
+              "#define CHECK_INPUT(x) CHECK_CUDA(x); TORCH_CHECK(x.is_contiguous(), #x \" must be contiguous\")\n")
+    src = LLM.replace("constexpr int THREADS", checks + "constexpr int THREADS").replace(
+        "    auto y = torch::empty_like(x);", "    CHECK_INPUT(x);\n    auto y = torch::empty_like(x);")
+    moved, kernels = split.split([src])
+    assert "#define CHECK_CUDA(x)" in moved and "#define CHECK_INPUT(x)" in moved and "CHECK_INPUT(x);" in moved
+    assert "CHECK_" not in kernels and not layout._TORCH.search(kernels)
+
+
 def test_a_source_that_launches_nothing_from_torch_code_is_not_split():
     assert split.split([LLM.split("torch::Tensor leaky_scale")[0]]) is None
 

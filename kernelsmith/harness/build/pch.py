@@ -108,7 +108,9 @@ _SPEC_CACHE: dict[tuple, dict] = {}
 
 def spec(extra_cflags=()) -> dict:
     """What identifies a precompiled header valid for main.cpp here: compiler, flags, torch."""
-    extra = [str(f).strip() for f in extra_cflags or []]
+    # torch joins flags with spaces (the shell splits them), so an empty one (KernelBench's
+    # examples pass extra_cflags=[""]) is no flag at all: the same header as none
+    extra = [t for f in extra_cflags or [] for t in shlex.split(str(f))]
     k = tuple(extra)
     if k in _SPEC_CACHE:
         return _SPEC_CACHE[k]

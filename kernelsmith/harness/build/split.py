@@ -237,8 +237,8 @@ def split(cuda_sources: list[str]) -> tuple[str, str] | None:
         if it.startswith("#"):
             if re.match(r"#\s*pragma\s+once\b", it):
                 continue
-            if _TORCH_INCLUDE.match(it):
-                cpp.append(it)
+            if _TORCH_INCLUDE.match(it) or (re.match(r"#\s*define\b", it) and _TORCH.search(it)):
+                cpp.append(it)  # a torch header, or a macro of torch's names (CHECK_CUDA and kin)
             elif re.match(r"#\s*(?:include|define|undef)\b", it):
                 cpp.append(it)
                 cuda.append(it)
