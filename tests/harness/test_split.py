@@ -86,6 +86,7 @@ def test_the_torch_part_moves_and_the_launches_become_calls():
     ("__global__ void scale_kernel(float* y,", "__global__ void scale_kernel(float y[],"),  # not a plain parameter
     ("scale_kernel<<<", "other_kernel<<<"),  # a kernel defined elsewhere
     ("torch::Tensor leaky_scale", "template <int K> torch::Tensor leaky_scale"),  # a template wrapper
+    ("int grid_for", "__global__ void scale_kernel(float* y, long long n, int s) {}\nint grid_for"),  # an overload
 ])
 def test_what_is_not_plainly_safe_is_not_split(change):
     assert split.split([LLM.replace(*change)]) is None

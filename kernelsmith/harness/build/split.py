@@ -223,13 +223,16 @@ def split(cuda_sources: list[str]) -> tuple[str, str] | None:
     items = _items(src)
     if items is None:
         return None
-    kernels = {}
+    kernels, seen = {}, set()
     for it in items:
         m = _KERNEL.match(it)
         if m:
             types = _params(m.group(2))
-            if types is not None:
+            if m.group(1) in seen:  # an overload: one launcher's conversions could pick another
+                kernels.pop(m.group(1), None)
+            elif types is not None:
                 kernels[m.group(1)] = types
+            seen.add(m.group(1))
     cpp, cuda, used = ["#include <cuda_runtime.h>"], [], set()  # dim3, cudaStream_t of the launchers
     for it in items:
         if _BLOCK_START.match(it):
