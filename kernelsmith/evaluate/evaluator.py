@@ -103,6 +103,7 @@ class Evaluator:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self.headers.close()
         with self._locks["cpu"], self._locks["gpu"]:  # waits for a server still starting
             for srv in (self._cpu, self._gpu):
                 if srv is not None:

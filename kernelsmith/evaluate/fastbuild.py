@@ -9,12 +9,18 @@ so one candidate cannot plant code in another's build.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+_SOURCE_ROOT = str(Path(__file__).resolve().parents[2])  # the header builder imports kernelsmith from here
 
 # The headers worth building, in order (the one most builds use first):
 # the slim kind (main.cpp of the usual wrapper) and the full one (torch/extension.h), each
@@ -46,20 +52,49 @@ class HeaderCache:
         self._lock = threading.Lock()
         self._first = threading.Event()
         self._started = False
+        self._proc = None  # the header builder (a process of its own session)
+        self._closing = False
         self.report: list[dict] = []  # {"flags", "dir", "seconds", "built"} or {"flags", "error"}
 
-    def _build_all(self) -> None:
-        from kernelsmith.harness.build import pch
+    def _spawn(self):
+        """The header builder: a process of its own session, so that a CLI run that exits
+        while a header is being built (`kernelsmith compile` takes less than one) leaves it to
+        finish for the next run, and no half-built header is left behind. Started here, in
+        the caller's thread, so that it is started even if the caller exits at once."""
+        variants = [[kind, list(flags)] for kind, flags in self.variants]
+        cmd = [sys.executable, "-m", "kernelsmith.harness.build.pch", "--root", str(self.root),
+               "--timeout", str(self.timeout), "--variants", json.dumps(variants)]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (_SOURCE_ROOT, os.environ.get("PYTHONPATH")) if p))
+        try:
+            return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, env=env, start_new_session=True), ""
+        except OSError as exc:
+            return None, str(exc)
 
-        for i, (kind, flags) in enumerate(self.variants):
-            try:
-                self.report.append({"kind": kind, "flags": list(flags),
-                                    **pch.build(str(self.root), flags, timeout=self.timeout, kind=kind)})
-            except Exception as exc:  # noqa: BLE001 - no header: builds are slower, never wrong
-                log.warning("precompiled header %s %s not built: %s", kind, list(flags), str(exc)[-500:])
-                self.report.append({"kind": kind, "flags": list(flags), "error": str(exc)[-500:]})
-            if i == 0:
+    def _build_all(self, proc=None, err: str = "") -> None:
+        """Read the builder's report, a JSON line per variant (start it first if need be)."""
+        if proc is None and not err:
+            proc, err = self._spawn()
+        variants = [[kind, list(flags)] for kind, flags in self.variants]
+        got = 0
+        if proc is not None:
+            for line in proc.stdout:
+                try:
+                    r = json.loads(line)
+                except ValueError:
+                    continue
+                got += 1
+                if "error" in r:  # no header: builds are slower, never wrong
+                    log.warning("precompiled header %s %s not built: %s", r.get("kind"), r.get("flags"), r["error"])
+                self.report.append(r)
                 self._first.set()
+            err = proc.stderr.read()[-500:]
+            proc.wait()
+        for kind, flags in variants[got:]:  # the builder died, never started, or close() stopped it
+            why = "stopped at close" if self._closing else (err or "the header builder exited")
+            if not self._closing:
+                log.warning("precompiled header %s %s not built: %s", kind, flags, why)
+            self.report.append({"kind": kind, "flags": flags, "error": why})
         self._first.set()
 
     def start(self) -> None:
@@ -69,7 +104,31 @@ class HeaderCache:
             self._started = True
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)
-        threading.Thread(target=self._build_all, daemon=True, name="ks-pch").start()
+        if not self.variants:
+            self._first.set()
+            return
+        proc, err = self._spawn()
+        self._proc = proc
+        threading.Thread(target=self._build_all, args=(proc, err), daemon=True, name="ks-pch").start()
+
+    def close(self) -> None:
+        """Let the first variant finish (the one most builds use: a one-shot `kernelsmith
+        compile` is shorter than its build, and the next run should find it), then stop the
+        builder; what it left half-built is swept (now where no builder holds its lock, else
+        by the next builder of that header)."""
+        proc = getattr(self, "_proc", None)
+        if proc is None or proc.poll() is not None:
+            return
+        self._first.wait(self.timeout)
+        self._closing = True
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        proc.wait()
+        from kernelsmith.harness.build import pch
+
+        pch.sweep(str(self.root))
 
     def wait(self, arch: str | None = None) -> None:
         self.start()

@@ -404,12 +404,15 @@ def test_the_first_inline_compile_does_not_wait_for_the_header(tmp_path, monkeyp
 
     release, building = threading.Event(), threading.Event()
 
-    def slow_build(root, flags=(), timeout=900, kind=pch.FULL):
+    def slow_build(self, proc=None, err=""):
         building.set()
         release.wait(60)
-        return {"dir": root, "seconds": 60.0, "built": True}
+        self._first.set()
 
-    monkeypatch.setattr(pch, "build", slow_build)
+    from kernelsmith.evaluate.fastbuild import HeaderCache
+
+    monkeypatch.setattr(HeaderCache, "_spawn", lambda self: (None, ""))
+    monkeypatch.setattr(HeaderCache, "_build_all", slow_build)
 
     class Server:
         jobs: list = []
@@ -449,3 +452,52 @@ def test_extra_flags_count_as_torchs_ninja_file_passes_them():
 
     assert _flags([""]) == [] and _flags(None) == [] and _flags(["-O3 -DX=1", "-g"]) == ["-O3", "-DX=1", "-g"]
     assert pch.spec([""])["key"] == pch.spec(())["key"] and pch.spec([" -O3 "])["key"] == pch.spec(["-O3"])["key"]
+
+
+@nvcc
+@pytest.mark.slow
+def test_a_header_build_outlives_the_thread_that_started_it(tmp_path):
+    """The builder is a process of its own session, started before start() returns: a run
+    that exits at once (without close) still gets its header built, and the stale directory
+    a killed builder left is swept."""
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "pch"
+    root.mkdir()
+    stale = root / f".{pch.spec()['key']}-slim.deadbeef"
+    stale.mkdir()
+    (stale / pch.HEADER).write_text("// left by a builder that was killed\n")
+    code = ("import sys; from pathlib import Path; from kernelsmith.evaluate.fastbuild import HeaderCache; "
+            f"HeaderCache(Path({str(root)!r}), variants=(('slim', ()),)).start(); sys.exit(0)")
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120, cwd=str(ROOT))
+    assert time.perf_counter() - t0 < 30  # it did not wait for the header
+    deadline = time.time() + 600
+    while pch.ready(str(root), kind=pch.SLIM) is None and time.time() < deadline:
+        time.sleep(2)
+    assert pch.ready(str(root), kind=pch.SLIM), sorted(os.listdir(root))
+    assert not stale.exists()
+    assert [n for n in os.listdir(root) if os.path.isdir(root / n) and n.startswith(".")] == []
+
+
+@nvcc
+@pytest.mark.slow
+def test_close_lets_the_first_header_finish_and_stops_the_rest(tmp_path):
+    """A one-shot run (`kernelsmith compile`) is shorter than a header build: closing waits
+    for the first variant (the next run finds it), then stops the builder, and nothing half
+    built is left."""
+    import time
+
+    from kernelsmith.evaluate.fastbuild import HeaderCache
+
+    root = tmp_path / "pch"
+    cache = HeaderCache(root, variants=((pch.SLIM, ()), (pch.FULL, ())))
+    cache.start()
+    builder = cache._proc
+    cache.close()
+    assert pch.ready(str(root), kind=pch.SLIM) and not pch.ready(str(root), kind=pch.FULL)
+    assert builder.poll() is not None
+    time.sleep(0.5)
+    assert [n for n in os.listdir(root) if os.path.isdir(root / n) and n.startswith(".")] == []

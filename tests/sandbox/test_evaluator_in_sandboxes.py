@@ -54,7 +54,7 @@ def warm_cache():
     cache = Path(tempfile.mkdtemp(prefix="ks-ev-warm-", dir="/tmp"))
     os.chmod(cache, 0o755)
     headers = HeaderCache(cache / "pch", variants=((pch.SLIM, ()), (pch.OPS, ())))
-    headers._build_all()  # both, in this thread
+    headers._build_all()  # both, waiting for them
     assert all("error" not in r for r in headers.report), headers.report
     yield cache
     shutil.rmtree(cache, ignore_errors=True)

@@ -174,6 +174,7 @@ def build(root: str, extra_cflags=(), timeout: float = 900, kind: str = FULL) ->
         fcntl.flock(lock, fcntl.LOCK_EX)
         if os.path.exists(os.path.join(final, HEADER + ".gch")):
             return {"dir": final, "seconds": time.perf_counter() - t0, "built": False}
+        _sweep_key(root, key)  # a builder killed before its rename: nobody else holds the lock
         tmp = tempfile.mkdtemp(prefix=f".{key}.", dir=root)
         try:
             with open(os.path.join(tmp, HEADER), "w") as f:
@@ -195,6 +196,30 @@ def build(root: str, extra_cflags=(), timeout: float = 900, kind: str = FULL) ->
     return {"dir": final, "seconds": time.perf_counter() - t0, "built": True}
 
 
+def _sweep_key(root: str, key: str) -> None:
+    """Remove the half-built directories of one header (call with its lock held)."""
+    for name in os.listdir(root):
+        if name.startswith(f".{key}.") and os.path.isdir(os.path.join(root, name)):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+
+
+def sweep(root: str) -> None:
+    """Remove half-built headers under `root` wherever no builder holds that header's lock."""
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(".") and name.endswith(".lock")):
+            continue
+        try:
+            with open(os.path.join(root, name), "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _sweep_key(root, name[1:-len(".lock")])
+        except OSError:
+            continue  # being built right now
+
+
 def _relocate(tmp: str, final: str) -> None:
     """The header refers to nothing by path, so it may be built in one directory and moved."""
     try:
@@ -202,3 +227,30 @@ def _relocate(tmp: str, final: str) -> None:
     except OSError:
         if not os.path.exists(os.path.join(final, HEADER + ".gch")):
             raise
+
+
+def main(argv=None) -> int:
+    """`python -m kernelsmith.harness.build.pch --root R --variants JSON`: build each
+    [kind, flags] variant, one JSON line per variant on stdout (the evaluator's HeaderCache
+    starts this in a session of its own; it goes on when the evaluator has exited)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description="build kernelsmith's precompiled torch headers")
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--variants", required=True, help='JSON list of [kind, [flags]], e.g. [["slim", []]]')
+    ap.add_argument("--timeout", type=float, default=900)
+    a = ap.parse_args(argv)
+    for kind, flags in json.loads(a.variants):
+        try:
+            r = {"kind": kind, "flags": flags, **build(a.root, flags, timeout=a.timeout, kind=kind)}
+        except Exception as exc:  # noqa: BLE001 - reported; the next variant is still worth building
+            r = {"kind": kind, "flags": flags, "error": str(exc)[-500:]}
+        try:
+            print(json.dumps(r), flush=True)
+        except OSError:  # the evaluator has gone: the rest is still built, for the next run
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
