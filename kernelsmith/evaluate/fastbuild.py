@@ -57,10 +57,9 @@ class HeaderCache:
         self.report: list[dict] = []  # {"flags", "dir", "seconds", "built"} or {"flags", "error"}
 
     def _spawn(self):
-        """The header builder: a process of its own session, so that a CLI run that exits
-        while a header is being built (`kernelsmith compile` takes less than one) leaves it to
-        finish for the next run, and no half-built header is left behind. Started here, in
-        the caller's thread, so that it is started even if the caller exits at once."""
+        """The header builder: a process of its own session (close stops it and its
+        compilers together), started here, in the caller's thread, so that a caller that
+        ends at once still gets its header built."""
         variants = [[kind, list(flags)] for kind, flags in self.variants]
         cmd = [sys.executable, "-m", "kernelsmith.harness.build.pch", "--root", str(self.root),
                "--timeout", str(self.timeout), "--variants", json.dumps(variants)]
@@ -116,7 +115,7 @@ class HeaderCache:
         compile` is shorter than its build, and the next run should find it), then stop the
         builder; what it left half-built is swept (now where no builder holds its lock, else
         by the next builder of that header)."""
-        proc = getattr(self, "_proc", None)
+        proc = self._proc
         if proc is None or proc.poll() is not None:
             return
         self._first.wait(self.timeout)
