@@ -94,6 +94,11 @@ def rewrite(record: dict, chosen: str, pch_dir: str | None, bind: str = binding.
     return kw
 
 
+def _as_operators(kind: str, record: dict) -> bool:
+    """Whether a main.cpp of this kind binds this call's functions as torch operators."""
+    return kind == pch.SLIM and binding.enabled() and binding.bindable(record)
+
+
 def _attempts(record: dict, fast: bool, pch_root: str | None) -> list[dict]:
     """The builds to try in order: the fast layout (as operators first where the signatures
     allow, with their header where it is built), then the call as written."""
@@ -107,12 +112,12 @@ def _attempts(record: dict, fast: bool, pch_root: str | None) -> list[dict]:
     cut = split.split(_as_list(record.get("cuda_sources"))) if first == layout.PCH and split.enabled() else None
     if cut is not None:  # one try, bound as the pch layout's first try would be; then that layout
         skind = layout.main_kind([*cpp, cut[0]])
-        ops = skind == pch.SLIM and binding.enabled() and binding.bindable(record)
+        ops = _as_operators(skind, record)
         out.append({"layout": layout.SPLIT, "pch": pch.ready(pch_root, flags, pch.OPS if ops else skind),
                     "binding": binding.OPS if ops else binding.PYBIND})
     # Operators even where their header is not built yet: torch/types.h + torch/library.h
     # parse faster than the slim pybind11 includes (7.9 s against 11.5 s on 2 cores).
-    if kind == pch.SLIM and binding.enabled() and binding.bindable(record):
+    if _as_operators(kind, record):
         out.append({"layout": first, "pch": pch.ready(pch_root, flags, pch.OPS), "binding": binding.OPS})
     out.append({"layout": first, "pch": pch.ready(pch_root, flags, kind), "binding": binding.PYBIND})
     return out + [{"layout": layout.HEAVY, "pch": None, "binding": binding.PYBIND}]
